@@ -1,0 +1,75 @@
+package pipeline
+
+// Config is the pipeline's input, as a user writes it (console, schedule, CI), and,
+// once Validate has run, with every default filled in. Zero values in a user's input
+// mean "use the default" except where a field is a pointer, whose nil means unset.
+// DefaultConfig and Validate (validate.go) are the single place defaults and rules live.
+type Config struct {
+	// InstanceType is the EC2 instance type of every instance, family.size.
+	InstanceType string `json:"instanceType,omitempty"`
+	// ReplicaCount is how many instances are launched from the AMI.
+	ReplicaCount int `json:"replicaCount,omitempty"`
+	// MaxReplicas caps ReplicaCount, so a typo cannot launch a thousand instances.
+	MaxReplicas int `json:"maxReplicas,omitempty"`
+	// ImageID is the base AMI; empty means the latest Amazon Linux 2023 from
+	// ImageParameter.
+	ImageID string `json:"imageId,omitempty"`
+	// ImageParameter is the SSM public parameter that names the base AMI.
+	ImageParameter string `json:"imageParameter,omitempty"`
+	// HTTPCIDRs may reach the load balancer on port 80.
+	HTTPCIDRs []string `json:"httpCidrs,omitempty"`
+	// SSHCIDRs may reach the instances on port 22; empty keeps SSH closed.
+	SSHCIDRs []string `json:"sshCidrs,omitempty"`
+	// AllowSSHFromAnywhere must be set for SSHCIDRs to contain 0.0.0.0/0 or ::/0.
+	AllowSSHFromAnywhere bool `json:"allowSshFromAnywhere,omitempty"`
+	// KeepBaseInstance starts the base instance again after imaging and registers it
+	// as a target (pointer: default true).
+	KeepBaseInstance *bool `json:"keepBaseInstance,omitempty"`
+	// SubnetIDs to spread instances and the ALB over; empty means the default VPC's
+	// default subnets. At least two availability zones are needed for an ALB.
+	SubnetIDs []string `json:"subnetIds,omitempty"`
+	// KeyName is an optional EC2 key pair for SSH.
+	KeyName string `json:"keyName,omitempty"`
+	// Tags are added to every resource the run creates.
+	Tags map[string]string `json:"tags,omitempty"`
+	// PageTemplate is the HTML each instance serves; {hostname} is replaced by the
+	// instance's own hostname at every boot.
+	PageTemplate string `json:"pageTemplate,omitempty"`
+	// Poll sets the wait loops.
+	Poll PollConfig `json:"poll"`
+	// Verify sets the HTTP check through the load balancer.
+	Verify VerifyConfig `json:"verify"`
+	// TeardownAfterMinutes, when set, deletes the fleet that long after it is up.
+	TeardownAfterMinutes int `json:"teardownAfterMinutes,omitempty"`
+}
+
+// PollConfig sets every Wait + check + Choice loop.
+type PollConfig struct {
+	// IntervalSeconds between two checks (the Wait states' SecondsPath).
+	IntervalSeconds int `json:"intervalSeconds,omitempty"`
+	// MaxPolls bounds each loop; a wait that is not ready after that many checks fails
+	// with WaitTimedOutError.
+	MaxPolls MaxPolls `json:"maxPolls"`
+}
+
+// MaxPolls is the bound of each wait loop, in checks.
+type MaxPolls struct {
+	BaseStopped      int `json:"baseStopped,omitempty"`
+	Image            int `json:"image,omitempty"`
+	LoadBalancer     int `json:"loadBalancer,omitempty"`
+	InstancesRunning int `json:"instancesRunning,omitempty"`
+	TargetsHealthy   int `json:"targetsHealthy,omitempty"`
+	Cleanup          int `json:"cleanup,omitempty"`
+}
+
+// VerifyConfig sets Verify.
+type VerifyConfig struct {
+	// Skip reports "skipped" instead of sending requests (the local cloud has no data
+	// plane); SkipReason says why.
+	Skip       bool   `json:"skip,omitempty"`
+	SkipReason string `json:"skipReason,omitempty"`
+	// Requests is how many GETs to send through the load balancer.
+	Requests int `json:"requests,omitempty"`
+	// TimeoutSeconds bounds each request.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+}

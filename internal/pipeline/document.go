@@ -1,0 +1,166 @@
+// Package pipeline holds the pipeline document that flows through the amifleet state
+// machine: the validated configuration, the resources created so far, the results of
+// the polls, and, where a run failed, the error. It also holds the names and tags that
+// every stage gives what it creates, and the named error types that the state machine's
+// Retry and Catch rules match on.
+//
+// Field names are lowerCamelCase JSON; the README documents them. The document is a
+// contract between the Go stages and stepfunctions/*.asl.json: a field renamed here
+// must be renamed there.
+package pipeline
+
+import "encoding/json"
+
+// Document is the one JSON document that flows through the Pipeline state machine.
+// Each stage takes it and returns it with its own part of Resources filled in.
+type Document struct {
+	// RunID names the run; every resource carries it in the amifleet:run-id tag.
+	RunID string `json:"runId"`
+	// Config is the validated input, with every default filled in.
+	Config Config `json:"config"`
+	// Resources is what the run has created so far.
+	Resources Resources `json:"resources"`
+	// Polls holds the latest answer of each check Lambda (Task ResultPath $.polls.<key>).
+	Polls *Polls `json:"polls,omitempty"`
+	// Errors is written by the state machine's Catch rules: one key per failed state
+	// (ResultPath $.errors.<StateName>), holding Step Functions' {Error, Cause}.
+	Errors map[string]CaughtError `json:"errors,omitempty"`
+	// Error is the run's failure, normalised by Cleanup from Errors, and read by the
+	// final Fail state (ErrorPath $.error.type, CausePath $.error.cause).
+	Error *Failure `json:"error,omitempty"`
+}
+
+// Resources records what a run created. Parallel branches write disjoint parts
+// (Image in one, LoadBalancer in the other), merged back by the Parallel state's
+// ResultSelector.
+type Resources struct {
+	Network      *Network      `json:"network,omitempty"`
+	Image        *Image        `json:"image,omitempty"`
+	LoadBalancer *LoadBalancer `json:"loadBalancer,omitempty"`
+	Fleet        *Fleet        `json:"fleet,omitempty"`
+	Verify       *VerifyResult `json:"verify,omitempty"`
+}
+
+// Network is what CreateSecurityGroups resolved and created.
+type Network struct {
+	VPCID                   string   `json:"vpcId"`
+	SubnetIDs               []string `json:"subnetIds"`
+	AvailabilityZones       []string `json:"availabilityZones,omitempty"`
+	ALBSecurityGroupID      string   `json:"albSecurityGroupId"`
+	InstanceSecurityGroupID string   `json:"instanceSecurityGroupId"`
+}
+
+// Image is the base instance and the AMI made from it.
+type Image struct {
+	SourceImageID  string   `json:"sourceImageId,omitempty"`
+	BaseInstanceID string   `json:"baseInstanceId"`
+	ImageID        string   `json:"imageId,omitempty"`
+	SnapshotIDs    []string `json:"snapshotIds,omitempty"`
+}
+
+// LoadBalancer is the target group, the ALB and its listener.
+type LoadBalancer struct {
+	TargetGroupARN  string `json:"targetGroupArn"`
+	LoadBalancerARN string `json:"loadBalancerArn"`
+	ListenerARN     string `json:"listenerArn,omitempty"`
+	DNSName         string `json:"dnsName"`
+	URL             string `json:"url,omitempty"`
+}
+
+// Fleet is the set of instances that serve: the replicas, plus the base instance
+// when config.keepBaseInstance is set.
+type Fleet struct {
+	ReplicaInstanceIDs []string `json:"replicaInstanceIds"`
+	// InstanceIDs are all the instances registered as targets.
+	InstanceIDs []string `json:"instanceIds"`
+}
+
+// VerifyResult is what Verify saw through the load balancer.
+type VerifyResult struct {
+	// Status is "passed" or "skipped" (a failure is an error, not a result).
+	Status    string   `json:"status"`
+	Reason    string   `json:"reason,omitempty"`
+	Requests  int      `json:"requests"`
+	Hostnames []string `json:"hostnames,omitempty"`
+}
+
+// Verify statuses.
+const (
+	VerifyPassed  = "passed"
+	VerifySkipped = "skipped"
+)
+
+// Polls holds the latest answer of each wait loop's check.
+type Polls struct {
+	BaseStopped      *PollResult `json:"baseStopped,omitempty"`
+	Image            *PollResult `json:"image,omitempty"`
+	LoadBalancer     *PollResult `json:"loadBalancer,omitempty"`
+	InstancesRunning *PollResult `json:"instancesRunning,omitempty"`
+	TargetsHealthy   *PollResult `json:"targetsHealthy,omitempty"`
+	Cleanup          *PollResult `json:"cleanup,omitempty"`
+}
+
+// PollResult is what a check Lambda answers. The state machine's Choice goes on
+// when Ready, fails the wait when Attempts reaches the configured maximum, and
+// otherwise waits config.poll.intervalSeconds and checks again.
+type PollResult struct {
+	Ready bool `json:"ready"`
+	// State is the resource's state as AWS names it ("stopped", "available", ...).
+	State string `json:"state"`
+	// Reason says, in words, what the check is waiting for or why it is ready.
+	Reason string `json:"reason,omitempty"`
+	// Attempts counts the polls so far, this one included.
+	Attempts int `json:"attempts"`
+}
+
+// Poll keys, as used in the check Lambdas' input (`wait`) and in $.polls.<key>.
+const (
+	WaitBaseStopped      = "baseStopped"
+	WaitImage            = "image"
+	WaitLoadBalancer     = "loadBalancer"
+	WaitInstancesRunning = "instancesRunning"
+	WaitTargetsHealthy   = "targetsHealthy"
+	WaitCleanup          = "cleanup"
+)
+
+// CaughtError is what a Step Functions Catch rule writes: the error name and cause.
+// For a Lambda error the cause is itself JSON: {"errorType","errorMessage",...}.
+type CaughtError struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
+}
+
+// Failure is a run's failure in one place: which stage failed, with what error.
+type Failure struct {
+	// Stage is the state that failed (for example "CreateImage").
+	Stage string `json:"stage"`
+	// Type is the error name Step Functions matched on (for example "WaitTimedOutError").
+	Type string `json:"type"`
+	// Message is the error's own message.
+	Message string `json:"message"`
+	// Cause is one line for people: "<stage> failed: <type>: <message>".
+	Cause string `json:"cause"`
+}
+
+// CheckInput is the input of a check Lambda that serves more than one wait
+// (CheckInstances): which wait, and the document.
+type CheckInput struct {
+	Wait     string   `json:"wait"`
+	Document Document `json:"document"`
+}
+
+// ValidateInput is what the Validate task passes its Lambda: the execution's raw
+// input, and the execution name that the run id is derived from.
+type ValidateInput struct {
+	ExecutionName string `json:"executionName"`
+	// Input is the user's input, kept raw so that unknown fields and wrong types are
+	// reported by name.
+	Input json.RawMessage `json:"input"`
+}
+
+// TeardownInput is the input of the Teardown state machine.
+type TeardownInput struct {
+	RunID string `json:"runId"`
+	// DelaySeconds, when set, waits that long before deleting (a run's time to live).
+	DelaySeconds int `json:"delaySeconds,omitempty"`
+}

@@ -1,0 +1,113 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The error types below are a documented contract with the state machines:
+// aws-lambda-go reports a returned error's bare type name as errorType, and the
+// Retry and Catch rules in stepfunctions/*.asl.json match on those names. Renaming
+// one is a breaking change to the ASL files and to anyone who matches on it.
+const (
+	// ErrBadInput is never retried: the input is wrong and nothing was created.
+	ErrBadInput = "BadInputError"
+	// ErrRetryable is retried with backoff: throttling, eventual consistency.
+	ErrRetryable = "RetryableError"
+	// ErrWaitTimedOut ends a wait loop that ran out of polls.
+	ErrWaitTimedOut = "WaitTimedOutError"
+	// ErrResourceFailed is a resource that reached a state it cannot leave
+	// (an AMI "failed", an instance "terminated").
+	ErrResourceFailed = "ResourceFailedError"
+	// ErrStage is any other failure of a stage (an AWS error no retry can cure).
+	ErrStage = "StageError"
+)
+
+// BadInputError is input that Validate (or Teardown) refuses. Field names the input
+// field in its JSON spelling, for example "poll.maxPolls.image".
+type BadInputError struct {
+	Field   string
+	Message string
+}
+
+func (e *BadInputError) Error() string {
+	if e.Field == "" {
+		return "bad input: " + e.Message
+	}
+	return fmt.Sprintf("bad input: %s: %s", e.Field, e.Message)
+}
+
+// RetryableError is a failure that the same call may cure if made again later.
+type RetryableError struct {
+	Stage string
+	Err   error
+}
+
+func (e *RetryableError) Error() string { return prefix(e.Stage) + e.Err.Error() }
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// WaitTimedOutError is a wait loop that ran out of polls. Reason says what the
+// resource was doing at the last poll (and, for a base instance, its console output).
+type WaitTimedOutError struct {
+	Stage  string
+	Wait   string
+	Polls  int
+	Reason string
+}
+
+func (e *WaitTimedOutError) Error() string {
+	return fmt.Sprintf("%swait %q not done after %d polls: %s", prefix(e.Stage), e.Wait, e.Polls, e.Reason)
+}
+
+// ResourceFailedError is a resource that reached a state it will not leave.
+type ResourceFailedError struct {
+	Stage    string
+	Resource string
+	State    string
+	Reason   string
+}
+
+func (e *ResourceFailedError) Error() string {
+	return fmt.Sprintf("%s%s is %s: %s", prefix(e.Stage), e.Resource, e.State, e.Reason)
+}
+
+// StageError is a stage's failure that no retry can cure.
+type StageError struct {
+	Stage string
+	Err   error
+}
+
+func (e *StageError) Error() string { return prefix(e.Stage) + e.Err.Error() }
+func (e *StageError) Unwrap() error { return e.Err }
+
+func prefix(stage string) string {
+	if stage == "" {
+		return ""
+	}
+	return stage + ": "
+}
+
+// ErrorName is the errorType aws-lambda-go reports for err: the bare type name.
+// It is what the ASL files' ErrorEquals match.
+func ErrorName(err error) string {
+	var (
+		bad   *BadInputError
+		retry *RetryableError
+		wait  *WaitTimedOutError
+		res   *ResourceFailedError
+		stage *StageError
+	)
+	switch {
+	case errors.As(err, &bad):
+		return ErrBadInput
+	case errors.As(err, &retry):
+		return ErrRetryable
+	case errors.As(err, &wait):
+		return ErrWaitTimedOut
+	case errors.As(err, &res):
+		return ErrResourceFailed
+	case errors.As(err, &stage):
+		return ErrStage
+	}
+	return ""
+}
