@@ -5,7 +5,9 @@ GO      ?= go
 # Lambdas run on Graviton (arm64) on AWS; `make local` builds for this machine.
 ARCH    ?= arm64
 LAMBDAS := $(notdir $(wildcard lambdas/*))
-ZIPS    := $(LAMBDAS:%=build/%.zip)
+# One folder per architecture, so switching ARCH never reuses the other's binaries.
+BUILD   := build/$(ARCH)
+ZIPS    := $(LAMBDAS:%=$(BUILD)/%.zip)
 GOFILES := $(shell find . -name '*.go' -not -path './cdk/*' -not -path './node_modules/*')
 
 # Tools that `go install` puts in GOPATH/bin (staticcheck) are found without a PATH change.
@@ -16,14 +18,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 
 all: build
 
-## build: one bootstrap and one zip per Lambda under build/ (ARCH=arm64 by default)
+## build: one bootstrap and one zip per Lambda under build/$(ARCH)/ (ARCH=arm64 by default)
 build: $(ZIPS)
 
-build/%.zip: $(GOFILES) go.mod go.sum
-	@mkdir -p build/$*
+$(BUILD)/%.zip: $(GOFILES) go.mod go.sum
+	@mkdir -p $(BUILD)/$*
 	GOOS=linux GOARCH=$(ARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath \
-		-ldflags "-s -w" -o build/$*/bootstrap ./lambdas/$*
-	$(GO) run ./tools/lambdazip -o $@ build/$*/bootstrap
+		-ldflags "-s -w" -o $(BUILD)/$*/bootstrap ./lambdas/$*
+	$(GO) run ./tools/lambdazip -o $@ $(BUILD)/$*/bootstrap
 
 ## lint: gofmt, go vet, staticcheck, shellcheck
 lint: check-tools
