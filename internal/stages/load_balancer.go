@@ -1,0 +1,321 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+)
+
+// Target group health check: fast enough that a fresh instance is "healthy" about
+// 20 s after httpd answers (2 checks 10 s apart), instead of the defaults' minutes.
+const (
+	healthCheckPath                  = "/"
+	healthCheckIntervalSeconds       = 10
+	healthCheckTimeoutSeconds        = 5
+	healthyThresholdCount            = 2
+	unhealthyThresholdCount          = 2
+	healthCheckSuccessCode           = "200"
+	httpPort                   int32 = 80
+)
+
+// ELBv2 error codes the load balancer stages treat as an answer, not a failure.
+const (
+	codeLoadBalancerNotFound = "LoadBalancerNotFound"
+	codeTargetGroupNotFound  = "TargetGroupNotFound"
+	codeListenerNotFound     = "ListenerNotFound"
+	codeResourceInUse        = "ResourceInUse"
+)
+
+// CreateLoadBalancer creates the run's target group, its internet-facing Application
+// Load Balancer over the network's subnets, and an HTTP:80 listener forwarding to the
+// target group. ELBv2 has no client token, so a second run finds what the first made
+// by name and reuses it once its amifleet:run-id tag proves it is this run's.
+func (s *Stages) CreateLoadBalancer(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
+	net := doc.Resources.Network
+	switch {
+	case net == nil:
+		return doc, &pipeline.StageError{Err: errors.New("resources.network is missing: CreateSecurityGroups has not run")}
+	case net.VPCID == "":
+		return doc, &pipeline.StageError{Err: errors.New("resources.network.vpcId is empty")}
+	case len(net.SubnetIDs) < 2:
+		return doc, &pipeline.StageError{Err: fmt.Errorf("an Application Load Balancer needs subnets in at least two availability zones, resources.network.subnetIds has %d", len(net.SubnetIDs))}
+	case net.ALBSecurityGroupID == "":
+		return doc, &pipeline.StageError{Err: errors.New("resources.network.albSecurityGroupId is empty")}
+	}
+	log := Log(ctx)
+
+	tg, err := s.ensureTargetGroup(ctx, doc)
+	if err != nil {
+		return doc, err
+	}
+	lb, err := s.ensureLoadBalancer(ctx, doc)
+	if err != nil {
+		return doc, err
+	}
+	listenerARN, err := s.ensureListener(ctx, doc, aws.ToString(lb.LoadBalancerArn), aws.ToString(tg.TargetGroupArn))
+	if err != nil {
+		return doc, err
+	}
+
+	dns := aws.ToString(lb.DNSName)
+	doc.Resources.LoadBalancer = &pipeline.LoadBalancer{
+		TargetGroupARN:  aws.ToString(tg.TargetGroupArn),
+		LoadBalancerARN: aws.ToString(lb.LoadBalancerArn),
+		ListenerARN:     listenerARN,
+		DNSName:         dns,
+		URL:             "http://" + dns + "/",
+	}
+	log.Info("load balancer ready to provision", "loadBalancerArn", aws.ToString(lb.LoadBalancerArn), "dnsName", dns)
+	return doc, nil
+}
+
+func (s *Stages) ensureTargetGroup(ctx context.Context, doc pipeline.Document) (*elbtypes.TargetGroup, error) {
+	name := pipeline.ResourceName(doc.RunID, pipeline.RoleTargetGroup)
+	tg, err := s.findTargetGroup(ctx, doc.RunID)
+	if err != nil || tg != nil {
+		if tg != nil {
+			Log(ctx).Info("reusing target group", "name", name, "targetGroupArn", aws.ToString(tg.TargetGroupArn))
+		}
+		return tg, err
+	}
+	out, err := s.ELB.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{
+		Name:                       aws.String(name),
+		Protocol:                   elbtypes.ProtocolEnumHttp,
+		Port:                       aws.Int32(httpPort),
+		VpcId:                      aws.String(doc.Resources.Network.VPCID),
+		TargetType:                 elbtypes.TargetTypeEnumInstance,
+		HealthCheckEnabled:         aws.Bool(true),
+		HealthCheckProtocol:        elbtypes.ProtocolEnumHttp,
+		HealthCheckPath:            aws.String(healthCheckPath),
+		HealthCheckIntervalSeconds: aws.Int32(healthCheckIntervalSeconds),
+		HealthCheckTimeoutSeconds:  aws.Int32(healthCheckTimeoutSeconds),
+		HealthyThresholdCount:      aws.Int32(healthyThresholdCount),
+		UnhealthyThresholdCount:    aws.Int32(unhealthyThresholdCount),
+		Matcher:                    &elbtypes.Matcher{HttpCode: aws.String(healthCheckSuccessCode)},
+		Tags:                       elbTags(doc.RunID, pipeline.RoleTargetGroup, doc.Config.Tags),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create target group %s: %w", name, err)
+	}
+	if len(out.TargetGroups) == 0 {
+		return nil, fmt.Errorf("create target group %s: the answer holds no target group", name)
+	}
+	Log(ctx).Info("created target group", "name", name, "targetGroupArn", aws.ToString(out.TargetGroups[0].TargetGroupArn))
+	return &out.TargetGroups[0], nil
+}
+
+func (s *Stages) ensureLoadBalancer(ctx context.Context, doc pipeline.Document) (*elbtypes.LoadBalancer, error) {
+	name := pipeline.ResourceName(doc.RunID, pipeline.RoleLoadBalancer)
+	lb, err := s.findLoadBalancer(ctx, doc.RunID)
+	if err != nil || lb != nil {
+		if lb != nil {
+			Log(ctx).Info("reusing load balancer", "name", name, "loadBalancerArn", aws.ToString(lb.LoadBalancerArn))
+		}
+		return lb, err
+	}
+	net := doc.Resources.Network
+	out, err := s.ELB.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{
+		Name:           aws.String(name),
+		Type:           elbtypes.LoadBalancerTypeEnumApplication,
+		Scheme:         elbtypes.LoadBalancerSchemeEnumInternetFacing,
+		IpAddressType:  elbtypes.IpAddressTypeIpv4,
+		Subnets:        append([]string(nil), net.SubnetIDs...),
+		SecurityGroups: []string{net.ALBSecurityGroupID},
+		Tags:           elbTags(doc.RunID, pipeline.RoleLoadBalancer, doc.Config.Tags),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create load balancer %s: %w", name, err)
+	}
+	if len(out.LoadBalancers) == 0 {
+		return nil, fmt.Errorf("create load balancer %s: the answer holds no load balancer", name)
+	}
+	Log(ctx).Info("created load balancer", "name", name, "loadBalancerArn", aws.ToString(out.LoadBalancers[0].LoadBalancerArn))
+	return &out.LoadBalancers[0], nil
+}
+
+// ensureListener reuses the load balancer's port-80 listener, if it has one (only
+// this run's load balancer gets here, so its listener is this run's too).
+func (s *Stages) ensureListener(ctx context.Context, doc pipeline.Document, lbARN, tgARN string) (string, error) {
+	listeners, err := s.ELB.DescribeListeners(ctx, &elb.DescribeListenersInput{LoadBalancerArn: aws.String(lbARN)})
+	if err != nil {
+		return "", fmt.Errorf("describe listeners of %s: %w", lbARN, err)
+	}
+	for _, l := range listeners.Listeners {
+		if aws.ToInt32(l.Port) == httpPort {
+			Log(ctx).Info("reusing listener", "listenerArn", aws.ToString(l.ListenerArn))
+			return aws.ToString(l.ListenerArn), nil
+		}
+	}
+	out, err := s.ELB.CreateListener(ctx, &elb.CreateListenerInput{
+		LoadBalancerArn: aws.String(lbARN),
+		Protocol:        elbtypes.ProtocolEnumHttp,
+		Port:            aws.Int32(httpPort),
+		DefaultActions: []elbtypes.Action{{
+			Type:           elbtypes.ActionTypeEnumForward,
+			TargetGroupArn: aws.String(tgARN),
+		}},
+		// The listener is part of the load balancer: same role, so the run tag finds it.
+		Tags: elbTags(doc.RunID, pipeline.RoleLoadBalancer, doc.Config.Tags),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create listener on %s: %w", lbARN, err)
+	}
+	if len(out.Listeners) == 0 {
+		return "", fmt.Errorf("create listener on %s: the answer holds no listener", lbARN)
+	}
+	Log(ctx).Info("created listener", "listenerArn", aws.ToString(out.Listeners[0].ListenerArn))
+	return aws.ToString(out.Listeners[0].ListenerArn), nil
+}
+
+// findTargetGroup is the run's target group, or nil when there is none. A target
+// group of the run's name that is not tagged with the run id is a StageError: ELBv2
+// names are unique per account and region, so it blocks the run, and it is someone
+// else's to keep.
+func (s *Stages) findTargetGroup(ctx context.Context, runID string) (*elbtypes.TargetGroup, error) {
+	name := pipeline.ResourceName(runID, pipeline.RoleTargetGroup)
+	out, err := s.ELB.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{Names: []string{name}})
+	if ErrorCode(err) == codeTargetGroupNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe target group %s: %w", name, err)
+	}
+	if len(out.TargetGroups) == 0 {
+		return nil, nil
+	}
+	tg := &out.TargetGroups[0]
+	if err := s.checkRunTag(ctx, "target group "+name, aws.ToString(tg.TargetGroupArn), runID); err != nil {
+		return nil, err
+	}
+	return tg, nil
+}
+
+// findLoadBalancer is the run's load balancer, or nil; see findTargetGroup.
+func (s *Stages) findLoadBalancer(ctx context.Context, runID string) (*elbtypes.LoadBalancer, error) {
+	name := pipeline.ResourceName(runID, pipeline.RoleLoadBalancer)
+	out, err := s.ELB.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{Names: []string{name}})
+	if ErrorCode(err) == codeLoadBalancerNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe load balancer %s: %w", name, err)
+	}
+	if len(out.LoadBalancers) == 0 {
+		return nil, nil
+	}
+	lb := &out.LoadBalancers[0]
+	if err := s.checkRunTag(ctx, "load balancer "+name, aws.ToString(lb.LoadBalancerArn), runID); err != nil {
+		return nil, err
+	}
+	return lb, nil
+}
+
+// errNotThisRun marks a same-named resource that belongs to someone else.
+var errNotThisRun = errors.New("not tagged with this run id")
+
+// checkRunTag returns nil when the resource at arn carries amifleet:run-id=runID,
+// and a StageError wrapping errNotThisRun when it does not.
+func (s *Stages) checkRunTag(ctx context.Context, what, arn, runID string) error {
+	out, err := s.ELB.DescribeTags(ctx, &elb.DescribeTagsInput{ResourceArns: []string{arn}})
+	if err != nil {
+		return fmt.Errorf("describe tags of %s: %w", what, err)
+	}
+	for _, d := range out.TagDescriptions {
+		if aws.ToString(d.ResourceArn) != arn {
+			continue
+		}
+		for _, t := range d.Tags {
+			if aws.ToString(t.Key) == pipeline.TagRunID && aws.ToString(t.Value) == runID {
+				return nil
+			}
+		}
+	}
+	return &pipeline.StageError{Err: fmt.Errorf("%s (%s) exists but is %w %q; refusing to adopt it: delete or rename it, or start the run under another name", what, arn, errNotThisRun, runID)}
+}
+
+// elbTags are the tags of a run's ELBv2 resource: the user's tags, then the run id,
+// role and Name, which a user tag of the same key cannot override (the run finds and
+// deletes its resources by them).
+func elbTags(runID, role string, userTags map[string]string) []elbtypes.Tag {
+	own := map[string]string{
+		pipeline.TagRunID: runID,
+		pipeline.TagRole:  role,
+		pipeline.TagName:  pipeline.ResourceName(runID, role),
+	}
+	keys := make([]string, 0, len(userTags))
+	for k := range userTags {
+		if _, reserved := own[k]; !reserved {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	tags := make([]elbtypes.Tag, 0, len(keys)+len(own))
+	for _, k := range keys {
+		tags = append(tags, elbtypes.Tag{Key: aws.String(k), Value: aws.String(userTags[k])})
+	}
+	for _, k := range []string{pipeline.TagRunID, pipeline.TagRole, pipeline.TagName} {
+		tags = append(tags, elbtypes.Tag{Key: aws.String(k), Value: aws.String(own[k])})
+	}
+	return tags
+}
+
+// undoLoadBalancer deletes the run's listeners, load balancer and target group, in
+// that order, found by name and run tag. A target group is in use until its load
+// balancer is gone (ResourceInUse): it is then reported in remaining for the next
+// poll. Same-named resources of another run are left alone.
+func (s *Stages) undoLoadBalancer(ctx context.Context, runID string) (remaining []string, err error) {
+	log := Log(ctx)
+	lb, err := s.findLoadBalancer(ctx, runID)
+	if err != nil && !errors.Is(err, errNotThisRun) {
+		return nil, err
+	}
+	if lb != nil {
+		lbARN := aws.ToString(lb.LoadBalancerArn)
+		listeners, err := s.ELB.DescribeListeners(ctx, &elb.DescribeListenersInput{LoadBalancerArn: aws.String(lbARN)})
+		switch {
+		case ErrorCode(err) == codeLoadBalancerNotFound:
+			lb = nil
+		case err != nil:
+			return nil, fmt.Errorf("describe listeners of %s: %w", lbARN, err)
+		}
+		if lb != nil {
+			for _, l := range listeners.Listeners {
+				_, err := s.ELB.DeleteListener(ctx, &elb.DeleteListenerInput{ListenerArn: l.ListenerArn})
+				if err != nil && ErrorCode(err) != codeListenerNotFound {
+					return nil, fmt.Errorf("delete listener %s: %w", aws.ToString(l.ListenerArn), err)
+				}
+				log.Info("deleted listener", "listenerArn", aws.ToString(l.ListenerArn))
+			}
+			_, err = s.ELB.DeleteLoadBalancer(ctx, &elb.DeleteLoadBalancerInput{LoadBalancerArn: aws.String(lbARN)})
+			if err != nil && ErrorCode(err) != codeLoadBalancerNotFound {
+				return nil, fmt.Errorf("delete load balancer %s: %w", lbARN, err)
+			}
+			log.Info("deleted load balancer", "loadBalancerArn", lbARN)
+		}
+	}
+
+	tg, err := s.findTargetGroup(ctx, runID)
+	if err != nil && !errors.Is(err, errNotThisRun) {
+		return nil, err
+	}
+	if tg != nil {
+		tgARN := aws.ToString(tg.TargetGroupArn)
+		_, err := s.ELB.DeleteTargetGroup(ctx, &elb.DeleteTargetGroupInput{TargetGroupArn: aws.String(tgARN)})
+		switch {
+		case err == nil:
+			log.Info("deleted target group", "targetGroupArn", tgARN)
+		case ErrorCode(err) == codeTargetGroupNotFound:
+		case ErrorCode(err) == codeResourceInUse:
+			remaining = append(remaining, fmt.Sprintf("target group %s (in use until its load balancer is deleted)", pipeline.ResourceName(runID, pipeline.RoleTargetGroup)))
+		default:
+			return remaining, fmt.Errorf("delete target group %s: %w", tgARN, err)
+		}
+	}
+	return remaining, nil
+}
