@@ -1,0 +1,113 @@
+"""amifleet's launcher for moto's server (moto 5.2.1 exactly).
+
+It does what `moto_server -p PORT` does, after three changes that must happen
+before anything is created: Step Functions executes state machines (moto's ASL
+interpreter), Lambda does not use Docker (there is none; the gateway answers
+Invoke), and two bugs of moto 5.2.1 are worked around, one function each.
+
+It prints one line, "amifleet-moto listening on HOST:PORT", once the socket is
+bound (port 0 picks a free one), then serves until SIGTERM or SIGINT.
+
+Run by internal/localcloud/moto.go; stdout and stderr are the server's log.
+"""
+
+import argparse
+import importlib.metadata
+import os
+import signal
+import sys
+
+SUPPORTED_MOTO = "5.2.1"
+
+
+def check_version():
+    version = importlib.metadata.version("moto")
+    if version != SUPPORTED_MOTO:
+        sys.exit(
+            f"moto {version} is installed; amifleet supports exactly {SUPPORTED_MOTO}: "
+            f'pip install "moto[server]=={SUPPORTED_MOTO}"'
+        )
+
+
+def configure():
+    # Same as POST /moto-api/config, done before the first request so that no
+    # state machine or function is ever created in the other backends.
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.set_config(
+        {
+            "stepfunctions": {"execute_state_machine": True},
+            "lambda": {"use_docker": False},
+        }
+    )
+
+
+def workaround_moto_issue_10077():
+    """moto issue 10077 (fixed upstream after 5.2.1).
+
+    StartExecution deep-copies the state machine, and the copy reaches the
+    executions already started, whose workers hold locks: every StartExecution
+    after the first in an account/region answers 500 "cannot pickle
+    '_thread.RLock' object". An execution is a live object, never a value to
+    copy, so a deep copy shares it.
+    """
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    Execution.__deepcopy__ = lambda self, memo: self
+
+
+def workaround_cloudformation_backends():
+    """CloudFormation writes into moto's default backends (moto 5.2.1).
+
+    With execute_state_machine and use_docker=False the Step Functions and Lambda
+    APIs read stepfunctions_parser_backends and lambda_simple_backends, but the
+    CloudFormation resource models still look up the module-level
+    stepfunctions_backends and lambda_backends: a stack's state machines and
+    functions are created where the API cannot see them
+    (DescribeStateMachine: StateMachineDoesNotExist). Pointing those names at the
+    backends the config selects makes both paths share one store.
+    """
+    import moto.awslambda.models
+    import moto.stepfunctions.models
+    from moto.awslambda_simple.models import lambda_simple_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    moto.stepfunctions.models.stepfunctions_backends = stepfunctions_parser_backends
+    moto.awslambda.models.lambda_backends = lambda_simple_backends
+
+
+def serve(host, port):
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # as moto_server: tracebacks in 500 answers help debugging
+    server = make_server(host, port, app, threaded=True)
+    # The Step Functions interpreter calls Lambda at localhost:$MOTO_PORT. The Go
+    # side sets it to the gateway's port when there is one; otherwise it is us.
+    os.environ.setdefault("MOTO_PORT", str(server.server_port))
+    print(f"amifleet-moto listening on {host}:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+
+    def stop(signum, frame):
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    check_version()
+    configure()
+    workaround_moto_issue_10077()
+    workaround_cloudformation_backends()
+    serve(args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
