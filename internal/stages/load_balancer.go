@@ -287,16 +287,20 @@ func (s *Stages) undoLoadBalancer(ctx context.Context, runID string) (remaining 
 		if lb != nil {
 			for _, l := range listeners.Listeners {
 				_, err := s.ELB.DeleteListener(ctx, &elb.DeleteListenerInput{ListenerArn: l.ListenerArn})
-				if err != nil && ErrorCode(err) != codeListenerNotFound {
+				switch {
+				case err == nil:
+					log.Info("deleted listener", "listenerArn", aws.ToString(l.ListenerArn))
+				case ErrorCode(err) != codeListenerNotFound:
 					return nil, fmt.Errorf("delete listener %s: %w", aws.ToString(l.ListenerArn), err)
 				}
-				log.Info("deleted listener", "listenerArn", aws.ToString(l.ListenerArn))
 			}
 			_, err = s.ELB.DeleteLoadBalancer(ctx, &elb.DeleteLoadBalancerInput{LoadBalancerArn: aws.String(lbARN)})
-			if err != nil && ErrorCode(err) != codeLoadBalancerNotFound {
+			switch {
+			case err == nil:
+				log.Info("deleted load balancer", "loadBalancerArn", lbARN)
+			case ErrorCode(err) != codeLoadBalancerNotFound:
 				return nil, fmt.Errorf("delete load balancer %s: %w", lbARN, err)
 			}
-			log.Info("deleted load balancer", "loadBalancerArn", lbARN)
 		}
 	}
 
