@@ -24,12 +24,14 @@ const (
 func DefaultConfig() Config {
 	keepBase := true
 	return Config{
-		InstanceType:     DefaultInstanceType,
-		ReplicaCount:     DefaultReplicaCount,
-		MaxReplicas:      DefaultMaxReplicas,
-		ImageParameter:   DefaultImageParameter,
-		HTTPCIDRs:        []string{"0.0.0.0/0"},
-		SSHCIDRs:         []string{},
+		InstanceType:   DefaultInstanceType,
+		ReplicaCount:   DefaultReplicaCount,
+		MaxReplicas:    DefaultMaxReplicas,
+		ImageParameter: DefaultImageParameter,
+		HTTPCIDRs:      []string{"0.0.0.0/0"},
+		// SSHCIDRs nil: SSH closed. Empty lists are nil throughout, as they are
+		// after the document's JSON trip (omitempty) to the next stage.
+		SSHCIDRs:         nil,
 		KeepBaseInstance: &keepBase,
 		PageTemplate:     DefaultPageTemplate,
 		Poll: PollConfig{

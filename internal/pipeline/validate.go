@@ -113,11 +113,20 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	if cfg.HTTPCIDRs == nil {
 		cfg.HTTPCIDRs = def.HTTPCIDRs
 	}
-	if cfg.SSHCIDRs == nil {
-		cfg.SSHCIDRs = def.SSHCIDRs
-	}
 	if cfg.KeepBaseInstance == nil {
 		cfg.KeepBaseInstance = def.KeepBaseInstance
+	}
+	// Empty lists and maps become nil, as the next stage will decode them after
+	// omitempty dropped them: every stage sees the same config. (An empty
+	// httpCidrs stays empty, for Validate to refuse.)
+	if len(cfg.SSHCIDRs) == 0 {
+		cfg.SSHCIDRs = nil
+	}
+	if len(cfg.SubnetIDs) == 0 {
+		cfg.SubnetIDs = nil
+	}
+	if len(cfg.Tags) == 0 {
+		cfg.Tags = nil
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

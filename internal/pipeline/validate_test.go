@@ -160,7 +160,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"maxReplicas", d.MaxReplicas, 20},
 		{"imageParameter", d.ImageParameter, "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"},
 		{"httpCidrs", d.HTTPCIDRs, []string{"0.0.0.0/0"}},
-		{"sshCidrs", d.SSHCIDRs, []string{}},
+		{"sshCidrs", len(d.SSHCIDRs), 0},
 		{"keepBaseInstance", *d.KeepBaseInstance, true},
 		{"pageTemplate", d.PageTemplate, "<h1>Hola desde el EC2: {hostname}</h1>"},
 		{"poll.intervalSeconds", d.Poll.IntervalSeconds, 15},
@@ -244,24 +244,37 @@ func TestParseConfigAcceptsGoodInput(t *testing.T) {
 // Lambdas) unchanged, and is still valid input: the later stages see what
 // Validate saw.
 func TestParsedConfigRoundTrips(t *testing.T) {
-	in := `{"replicaCount": 3, "keepBaseInstance": false, "sshCidrs": ["203.0.113.0/24"], "tags": {"team": "web"}, "teardownAfterMinutes": 60}`
-	cfg, err := pipeline.ParseConfig(json.RawMessage(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := pipeline.ParseConfig(raw)
-	if err != nil {
-		t.Fatalf("ParseConfig(%s): %v", raw, err)
-	}
-	if !reflect.DeepEqual(again, cfg) {
-		t.Errorf("round trip changed the config:\n got %+v\nwant %+v", again, cfg)
-	}
-	if again.KeepBase() {
-		t.Errorf("keepBaseInstance false was lost on the way: %s", raw)
+	for _, in := range []string{
+		`{}`,
+		`{"sshCidrs": [], "subnetIds": [], "tags": {}}`,
+		`{"replicaCount": 3, "keepBaseInstance": false, "sshCidrs": ["203.0.113.0/24"], "tags": {"team": "web"}, "teardownAfterMinutes": 60}`,
+	} {
+		cfg, err := pipeline.ParseConfig(json.RawMessage(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the next stage decodes: plain encoding/json.
+		var decoded pipeline.Config
+		if err := json.Unmarshal(raw, &decoded); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(decoded, cfg) {
+			t.Errorf("%s: the next stage sees another config:\n got %+v\nwant %+v", in, decoded, cfg)
+		}
+		again, err := pipeline.ParseConfig(raw)
+		if err != nil {
+			t.Fatalf("ParseConfig(%s): %v", raw, err)
+		}
+		if !reflect.DeepEqual(again, cfg) {
+			t.Errorf("%s: parsing the output again changed it:\n got %+v\nwant %+v", in, again, cfg)
+		}
+		if again.KeepBase() != cfg.KeepBase() {
+			t.Errorf("%s: keepBaseInstance was lost on the way: %s", in, raw)
+		}
 	}
 }
 

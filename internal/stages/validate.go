@@ -1,0 +1,126 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
+)
+
+// Validate is the first stage: it derives the run id from the execution name,
+// reads the input strictly with its defaults (pipeline.ParseConfig), and checks
+// against the account what the input names: that the subnets exist, share one VPC
+// and span two availability zones (an ALB needs two), and that the image exists
+// and is available. It makes read-only calls only, so bad input is refused with a
+// BadInputError before anything is created. It has no undo: it creates nothing.
+func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipeline.Document, error) {
+	runID, err := pipeline.RunIDFromExecutionName(in.ExecutionName)
+	if err != nil {
+		return pipeline.Document{}, err
+	}
+	cfg, err := pipeline.ParseConfig(in.Input)
+	if err != nil {
+		return pipeline.Document{}, err
+	}
+	if len(cfg.SubnetIDs) > 0 {
+		if err := s.validateSubnets(ctx, cfg.SubnetIDs); err != nil {
+			return pipeline.Document{}, err
+		}
+	}
+	if cfg.ImageID != "" {
+		if err := s.validateImage(ctx, cfg.ImageID); err != nil {
+			return pipeline.Document{}, err
+		}
+	}
+	Log(ctx).Info("input valid", "runId", runID, "instanceType", cfg.InstanceType,
+		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase())
+	return pipeline.Document{RunID: runID, Config: cfg, Resources: pipeline.Resources{}}, nil
+}
+
+// validateSubnets checks the input's subnets with one DescribeSubnets call.
+func (s *Stages) validateSubnets(ctx context.Context, ids []string) error {
+	out, err := s.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: ids})
+	if err != nil {
+		if code := ErrorCode(err); strings.HasPrefix(code, "InvalidSubnetID.") || code == "InvalidSubnet" {
+			return &pipeline.BadInputError{Field: "subnetIds", Message: "EC2 refused them: " + awsMessage(err)}
+		}
+		return fmt.Errorf("describe subnets %v: %w", ids, err)
+	}
+	found := map[string]bool{}
+	vpcs := map[string][]string{}
+	zones := map[string]bool{}
+	for _, sn := range out.Subnets {
+		id := aws.ToString(sn.SubnetId)
+		found[id] = true
+		vpcs[aws.ToString(sn.VpcId)] = append(vpcs[aws.ToString(sn.VpcId)], id)
+		zones[aws.ToString(sn.AvailabilityZone)] = true
+	}
+	var missing []string
+	for _, id := range ids {
+		if !found[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return &pipeline.BadInputError{Field: "subnetIds", Message: "no such subnet in this account and region: " + strings.Join(missing, ", ")}
+	}
+	if len(vpcs) > 1 {
+		var parts []string
+		for vpc, sns := range vpcs {
+			parts = append(parts, vpc+" ("+strings.Join(sns, ", ")+")")
+		}
+		sort.Strings(parts)
+		return &pipeline.BadInputError{Field: "subnetIds", Message: "the subnets are in more than one VPC: " + strings.Join(parts, "; ") + "; list subnets of one VPC"}
+	}
+	if len(zones) < 2 {
+		var zs []string
+		for z := range zones {
+			zs = append(zs, z)
+		}
+		return &pipeline.BadInputError{Field: "subnetIds", Message: fmt.Sprintf("every subnet is in %s; an ALB needs subnets in at least two availability zones", strings.Join(zs, ", "))}
+	}
+	return nil
+}
+
+// validateImage checks that the input's AMI exists here and can be launched.
+func (s *Stages) validateImage(ctx context.Context, id string) error {
+	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil {
+		// InvalidAMIID.NotFound is retryable elsewhere (right after CreateImage);
+		// for an image the user named, it is bad input.
+		if strings.HasPrefix(ErrorCode(err), "InvalidAMIID.") {
+			return &pipeline.BadInputError{Field: "imageId", Message: "EC2 refused it: " + awsMessage(err)}
+		}
+		return fmt.Errorf("describe image %s: %w", id, err)
+	}
+	for _, im := range out.Images {
+		if aws.ToString(im.ImageId) != id {
+			continue
+		}
+		if state := string(im.State); state != "available" {
+			return &pipeline.BadInputError{Field: "imageId", Message: fmt.Sprintf("%s is %s, not available", id, state)}
+		}
+		return nil
+	}
+	// A deregistered image, or one this account may not launch, is not listed.
+	return &pipeline.BadInputError{Field: "imageId", Message: fmt.Sprintf("no image %s that this account can launch in this region", id)}
+}
+
+// awsMessage is an AWS error's code and own message (which names the offending
+// id), without the SDK's operation name and request id around them.
+func awsMessage(err error) string {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return err.Error()
+	}
+	if api.ErrorMessage() == "" {
+		return api.ErrorCode()
+	}
+	return api.ErrorCode() + ": " + api.ErrorMessage()
+}
