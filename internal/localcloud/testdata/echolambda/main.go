@@ -44,12 +44,9 @@ var reported = []string{
 }
 
 func handle(ctx context.Context, in Input) (Output, error) {
-	if in.SleepMS > 0 {
-		select {
-		case <-time.After(time.Duration(in.SleepMS) * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
+	// Sleeps past the context's deadline on purpose: a stuck function, for the
+	// runtime's timeout to end.
+	time.Sleep(time.Duration(in.SleepMS) * time.Millisecond)
 	switch in.Mode {
 	case "error":
 		return Output{}, &EchoError{Message: in.Message}
