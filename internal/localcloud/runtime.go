@@ -36,10 +36,10 @@ import (
 
 // Error types the runtime answers itself, named as AWS Lambda names them.
 const (
-	ErrTypeTimeout        = "Sandbox.Timedout"
-	ErrTypeExit           = "Runtime.ExitError"
-	ErrTypeInvalidEntry   = "Runtime.InvalidEntrypoint"
-	ErrTypeInitTimeout    = "Runtime.InitTimeout"
+	ErrTypeTimeout         = "Sandbox.Timedout"
+	ErrTypeExit            = "Runtime.ExitError"
+	ErrTypeInvalidEntry    = "Runtime.InvalidEntrypoint"
+	ErrTypeInitTimeout     = "Runtime.InitTimeout"
 	FunctionErrorUnhandled = "Unhandled"
 )
 
