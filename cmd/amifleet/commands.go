@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/amifleet/amifleet/internal/cli"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command takes.
+type globals struct {
+	stack, pipelineARN, teardownARN string
+	region, output                  string
+	pollInterval                    time.Duration
+	stdout, stderr                  io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "amifleet",
+		Short: "Turn one EC2 instance into a load-balanced fleet, through Step Functions",
+		Long: `amifleet starts the Pipeline state machine (deployed by the CDK app), follows it,
+and tears its fleet down.
+
+The state machines are found from the stack's outputs (--stack), or given with
+--pipeline-arn/--teardown-arn or AMIFLEET_PIPELINE_ARN/AMIFLEET_TEARDOWN_ARN.
+AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL are honoured as by every AWS SDK tool.
+
+Exit codes: 0 succeeded, 1 the run failed (its cause printed), 2 bad usage or
+input (nothing started), 3 timed out or aborted.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != cli.FormatText && g.output != cli.FormatJSON {
+				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--output %q: want text or json", g.output)}
+			}
+			if g.pollInterval <= 0 {
+				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--poll-interval must be positive")}
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.CompletionOptions.DisableDefaultCmd = true
+	f := root.PersistentFlags()
+	f.StringVar(&g.stack, "stack", cli.DefaultStack, "CloudFormation stack whose outputs name the state machines")
+	f.StringVar(&g.pipelineARN, "pipeline-arn", os.Getenv("AMIFLEET_PIPELINE_ARN"), "Pipeline state machine ARN (env AMIFLEET_PIPELINE_ARN; default from the stack)")
+	f.StringVar(&g.teardownARN, "teardown-arn", os.Getenv("AMIFLEET_TEARDOWN_ARN"), "Teardown state machine ARN (env AMIFLEET_TEARDOWN_ARN; default from the stack)")
+	f.StringVar(&g.region, "region", "", "AWS region (default AWS_REGION or the profile's)")
+	f.StringVarP(&g.output, "output", "o", cli.FormatText, "text, or json: one JSON document on stdout, progress on stderr")
+	f.DurationVar(&g.pollInterval, "poll-interval", cli.DefaultPollInterval, "how often a wait reads the execution's history")
+
+	root.AddCommand(runCmd(g), watchCmd(g), statusCmd(g), outputsCmd(g), listCmd(g), teardownCmd(g))
+	return root
+}
+
+// runner connects to AWS. Nothing is called yet: the first call is the command's.
+func (g *globals) runner(ctx context.Context) (*cli.Runner, error) {
+	var opts []func(*config.LoadOptions) error
+	if g.region != "" {
+		opts = append(opts, config.WithRegion(g.region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("AWS configuration: %w", err)}
+	}
+	if cfg.Region == "" {
+		return nil, &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("no AWS region: set AWS_REGION, the profile's region, or --region")}
+	}
+	return &cli.Runner{
+		SFN: sfn.NewFromConfig(cfg),
+		Machines: &cli.Machines{
+			PipelineARN: g.pipelineARN,
+			TeardownARN: g.teardownARN,
+			Stack:       g.stack,
+			CFN:         cloudformation.NewFromConfig(cfg),
+		},
+		Stdout:       g.stdout,
+		Stderr:       g.stderr,
+		Format:       g.output,
+		PollInterval: g.pollInterval,
+	}, nil
+}
+
+// exactArgs is cobra.ExactArgs(1) with the argument's name in the message.
+func exactArgs(what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("want one %s, got %d arguments", what, len(args))}
+		}
+		return nil
+	}
+}
+
+func runCmd(g *globals) *cobra.Command {
+	var (
+		inputFile string
+		opts      cli.RunOptions
+		replicas  int
+	)
+	cmd := &cobra.Command{
+		Use:   "run [--input FILE] [flags]",
+		Short: "Start the Pipeline (or follow the execution that already has --name)",
+		Long: `run validates the input here, as the pipeline's Validate stage will (bad input
+exits 2 naming the field, and nothing is started), then starts the Pipeline.
+
+With --name, a second run with the same name starts nothing: it follows the
+first (so a CI retry cannot start a second fleet). With --wait it follows the
+execution to its end and prints the load balancer's URL.`,
+		Example: `  amifleet run --input events/ci-input.json --replicas 3 --wait
+  amifleet run --name "$GITHUB_REPOSITORY-$GITHUB_SHA-$GITHUB_RUN_ATTEMPT" --wait --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if inputFile != "" {
+				var err error
+				if inputFile == "-" {
+					opts.Input, err = io.ReadAll(cmd.InOrStdin())
+				} else {
+					opts.Input, err = os.ReadFile(inputFile)
+				}
+				if err != nil {
+					return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--input: %w", err)}
+				}
+				opts.InputName = inputFile
+			}
+			if cmd.Flags().Changed("replicas") {
+				opts.Replicas = &replicas
+			}
+			plan, err := cli.PrepareRun(opts, time.Now(), nil)
+			if err != nil {
+				return err
+			}
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Run(cmd.Context(), plan)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&inputFile, "input", "i", "", "input file: the pipeline's configuration as JSON (- reads stdin; default: the defaults)")
+	f.IntVar(&replicas, "replicas", 0, "replicaCount: instances launched from the image")
+	f.StringVar(&opts.InstanceType, "instance-type", "", "instanceType of every instance")
+	f.StringVar(&opts.Name, "name", "", "execution name (default amifleet-<UTC time>-<random>); characters outside A-Z a-z 0-9 - _ become -")
+	f.BoolVar(&opts.Wait, "wait", false, "follow the execution to its end")
+	f.DurationVar(&opts.Timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3; the execution goes on)")
+	return cmd
+}
+
+func watchCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch EXECUTION",
+		Short: "Follow an execution (name or ARN) live: the stages as they start, succeed, retry or fail",
+		Args:  exactArgs("execution name or ARN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Watch(cmd.Context(), args[0], timeout)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", cli.DefaultTimeout, "give up waiting after this long (exit 3)")
+	return cmd
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status EXECUTION",
+		Short: "Print an execution's status (exit code as for run; a running one is 0)",
+		Args:  exactArgs("execution name or ARN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Status(cmd.Context(), args[0])
+		},
+	}
+}
+
+func outputsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "outputs EXECUTION",
+		Short: "Print what a succeeded run created, and its load balancer's URL",
+		Args:  exactArgs("execution name or ARN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Outputs(cmd.Context(), args[0])
+		},
+	}
+}
+
+func listCmd(g *globals) *cobra.Command {
+	var max int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the Pipeline's recent executions, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.List(cmd.Context(), max)
+		},
+	}
+	cmd.Flags().IntVar(&max, "max", 20, "how many executions")
+	return cmd
+}
+
+func teardownCmd(g *globals) *cobra.Command {
+	var (
+		runID   string
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "teardown --run-id ID [--wait]",
+		Short: "Start the Teardown state machine: delete everything tagged with the run id",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.CheckRunID(runID); err != nil {
+				return err
+			}
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Teardown(cmd.Context(), runID, wait, timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&runID, "run-id", "", "the run's id (amifleet:run-id tag; printed by run and outputs)")
+	f.BoolVar(&wait, "wait", false, "follow the teardown to its end")
+	f.DurationVar(&timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3)")
+	return cmd
+}

@@ -1,0 +1,350 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+)
+
+// Run starts the Pipeline with the plan's name and input, or, when an execution
+// of that name exists already, follows that one: the same --name never starts a
+// second fleet. With plan.Wait it follows the execution to its end.
+func (r *Runner) Run(ctx context.Context, plan RunPlan) error {
+	sm, err := r.Machines.Pipeline(ctx)
+	if err != nil {
+		return err
+	}
+	if plan.Renamed {
+		fmt.Fprintf(r.Stderr, "amifleet: execution name %q (only A-Z a-z 0-9 - _ and 80 characters are allowed)\n", plan.Name)
+	}
+	return r.startAndFollow(ctx, sm, plan.Name, plan.Input, plan.Wait, plan.Timeout)
+}
+
+// Teardown starts the Teardown state machine for a run id, and with wait follows
+// it to its end.
+func (r *Runner) Teardown(ctx context.Context, runID string, wait bool, timeout time.Duration) error {
+	if err := CheckRunID(runID); err != nil {
+		return err
+	}
+	sm, err := r.Machines.Teardown(ctx)
+	if err != nil {
+		return err
+	}
+	input, _ := json.Marshal(pipeline.TeardownInput{RunID: runID}) // cannot fail
+	name := "teardown-" + runID + "-" + r.now().UTC().Format("20060102T150405Z")
+	return r.startAndFollow(ctx, sm, name, string(input), wait, timeout)
+}
+
+func (r *Runner) startAndFollow(ctx context.Context, stateMachine, name, input string, wait bool, timeout time.Duration) error {
+	arn, existing, err := r.start(ctx, stateMachine, name, input)
+	if err != nil {
+		return err
+	}
+	p := r.progress()
+	if existing != nil {
+		fmt.Fprintf(p, "execution %s already exists (%s, started %s): following it, not starting another\n",
+			name, existing.Status, aws.ToTime(existing.StartDate).In(r.loc()).Format(time.DateTime))
+		if !sameJSON(aws.ToString(existing.Input), input) {
+			fmt.Fprintf(r.Stderr, "amifleet: note: %s was started with another input; this input is not used\n", name)
+		}
+	} else {
+		runID, _ := pipeline.RunIDFromExecutionName(name)
+		fmt.Fprintf(p, "started %s (run id %s)\n  %s\n", name, runID, arn)
+	}
+
+	if !wait {
+		desc := existing
+		if desc == nil {
+			if desc, err = r.describe(ctx, arn); err != nil {
+				return err
+			}
+		}
+		res := resultOf(desc)
+		res.AlreadyStarted = existing != nil
+		if !ended(desc.Status) {
+			fmt.Fprintf(p, "follow it with: amifleet watch %s\n", name)
+		}
+		return r.report(res, desc.Status)
+	}
+	return r.followToEnd(ctx, arn, timeout, existing != nil)
+}
+
+// start starts an execution, or finds the one that already has that name.
+func (r *Runner) start(ctx context.Context, stateMachine, name, input string) (string, *sfn.DescribeExecutionOutput, error) {
+	out, err := r.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(stateMachine),
+		Name:            aws.String(name),
+		Input:           aws.String(input),
+	})
+	if err == nil {
+		return aws.ToString(out.ExecutionArn), nil, nil
+	}
+	var exists *types.ExecutionAlreadyExists
+	if !errors.As(err, &exists) {
+		return "", nil, fmt.Errorf("start execution %s: %w", name, err)
+	}
+	arn := executionARN(stateMachine, name)
+	desc, err := r.describe(ctx, arn)
+	if err != nil {
+		return "", nil, fmt.Errorf("execution %s already exists, but: %w", name, err)
+	}
+	return arn, desc, nil
+}
+
+// Watch follows an execution (ARN or name) until it ends or timeout.
+func (r *Runner) Watch(ctx context.Context, execution string, timeout time.Duration) error {
+	arn, err := r.resolve(ctx, execution)
+	if err != nil {
+		return err
+	}
+	return r.followToEnd(ctx, arn, timeout, false)
+}
+
+// followToEnd prints the execution's history as it grows, then its result; the
+// error carries the exit code of how it ended.
+func (r *Runner) followToEnd(ctx context.Context, arn string, timeout time.Duration, alreadyStarted bool) error {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	desc, err := r.follow(wctx, arn)
+	if err != nil && wctx.Err() == nil {
+		return err
+	}
+	if err != nil {
+		// Timed out (or interrupted): say where the execution is, and that it goes on.
+		if desc == nil {
+			desc = &sfn.DescribeExecutionOutput{ExecutionArn: aws.String(arn), Status: types.ExecutionStatusRunning}
+		}
+		res := resultOf(desc)
+		res.AlreadyStarted = alreadyStarted
+		why := fmt.Sprintf("timed out after %s", timeout)
+		if errors.Is(wctx.Err(), context.Canceled) {
+			why = "interrupted"
+		}
+		res.Cause = fmt.Sprintf("%s waiting for the execution, which is still %s: amifleet watch %s", why, res.Status, res.Name)
+		r.summary(r.progress(), res)
+		if r.json() {
+			if err := writeJSON(r.Stdout, res); err != nil {
+				return err
+			}
+		}
+		return &ExitError{Code: ExitTimeout}
+	}
+	res := resultOf(desc)
+	res.AlreadyStarted = alreadyStarted
+	return r.report(res, desc.Status)
+}
+
+// report prints an execution's result: the summary for people, and with JSON
+// output the one document on stdout. The exit code follows the status.
+func (r *Runner) report(res Result, status types.ExecutionStatus) error {
+	r.summary(r.progress(), res)
+	if r.json() {
+		if err := writeJSON(r.Stdout, res); err != nil {
+			return err
+		}
+	}
+	if code := statusExit(status); code != ExitOK {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// follow prints new history events every poll interval until the execution ends
+// or ctx is done; it returns the last description it read.
+func (r *Runner) follow(ctx context.Context, arn string) (*sfn.DescribeExecutionOutput, error) {
+	h := newHistory(r.SFN, arn, r.progress(), r.loc())
+	var last *sfn.DescribeExecutionOutput
+	for {
+		// Describe first: once it says the execution ended, the history read
+		// after it holds every event.
+		desc, err := r.describe(ctx, arn)
+		if err != nil {
+			return last, err
+		}
+		last = desc
+		if err := h.poll(ctx); err != nil {
+			return last, err
+		}
+		if ended(desc.Status) {
+			return desc, nil
+		}
+		t := time.NewTimer(r.interval())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return last, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Runner) describe(ctx context.Context, arn string) (*sfn.DescribeExecutionOutput, error) {
+	out, err := r.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+	if err != nil {
+		var missing *types.ExecutionDoesNotExist
+		if errors.As(err, &missing) {
+			return nil, exitf(ExitUsage, "no execution %s", arn)
+		}
+		return nil, fmt.Errorf("describe execution %s: %w", executionName(arn), err)
+	}
+	return out, nil
+}
+
+// resolve turns an execution ARN or name into an ARN. A name is looked up in the
+// Pipeline, or, for "teardown-..." names, in the Teardown state machine.
+func (r *Runner) resolve(ctx context.Context, execution string) (string, error) {
+	if strings.HasPrefix(execution, "arn:") {
+		parts := strings.Split(execution, ":")
+		if len(parts) != 8 || parts[2] != "states" || parts[5] != "execution" {
+			return "", exitf(ExitUsage, "%q is not an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME)", execution)
+		}
+		return execution, nil
+	}
+	if execution == "" || SanitizeExecutionName(execution) != execution {
+		return "", exitf(ExitUsage, "%q is not an execution name or ARN", execution)
+	}
+	machine := r.Machines.Pipeline
+	if strings.HasPrefix(execution, "teardown-") {
+		machine = r.Machines.Teardown
+	}
+	sm, err := machine(ctx)
+	if err != nil {
+		return "", err
+	}
+	return executionARN(sm, execution), nil
+}
+
+// Status prints an execution's status; the exit code follows it (a running
+// execution is 0).
+func (r *Runner) Status(ctx context.Context, execution string) error {
+	arn, err := r.resolve(ctx, execution)
+	if err != nil {
+		return err
+	}
+	desc, err := r.describe(ctx, arn)
+	if err != nil {
+		return err
+	}
+	res := resultOf(desc)
+	if r.json() {
+		if err := writeJSON(r.Stdout, res); err != nil {
+			return err
+		}
+	} else {
+		r.summary(r.Stdout, res)
+	}
+	if code := statusExit(desc.Status); code != ExitOK {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// Outputs prints what a succeeded run created, and its URL.
+func (r *Runner) Outputs(ctx context.Context, execution string) error {
+	arn, err := r.resolve(ctx, execution)
+	if err != nil {
+		return err
+	}
+	desc, err := r.describe(ctx, arn)
+	if err != nil {
+		return err
+	}
+	res := resultOf(desc)
+	if desc.Status != types.ExecutionStatusSucceeded {
+		r.summary(r.Stderr, res)
+		code := statusExit(desc.Status)
+		if code == ExitOK {
+			code = ExitFailed
+		}
+		return exitf(code, "%s has no outputs: it is %s", res.Name, desc.Status)
+	}
+	if r.json() {
+		return writeJSON(r.Stdout, res)
+	}
+	r.outputs(r.Stdout, res)
+	return nil
+}
+
+// List prints the Pipeline's most recent executions, newest first.
+func (r *Runner) List(ctx context.Context, max int) error {
+	if max <= 0 {
+		return exitf(ExitUsage, "--max must be at least 1")
+	}
+	sm, err := r.Machines.Pipeline(ctx)
+	if err != nil {
+		return err
+	}
+	var (
+		items []types.ExecutionListItem
+		token *string
+	)
+	for len(items) < max {
+		out, err := r.SFN.ListExecutions(ctx, &sfn.ListExecutionsInput{
+			StateMachineArn: aws.String(sm),
+			MaxResults:      int32(min(max-len(items), 1000)),
+			NextToken:       token,
+		})
+		if err != nil {
+			return fmt.Errorf("list executions: %w", err)
+		}
+		items = append(items, out.Executions...)
+		if token = out.NextToken; token == nil {
+			break
+		}
+	}
+	if len(items) > max {
+		items = items[:max]
+	}
+	results := make([]Result, 0, len(items))
+	for _, it := range items {
+		res := Result{
+			ExecutionARN: aws.ToString(it.ExecutionArn),
+			Name:         aws.ToString(it.Name),
+			Status:       string(it.Status),
+			StartDate:    it.StartDate,
+			StopDate:     it.StopDate,
+		}
+		res.RunID, _ = pipeline.RunIDFromExecutionName(res.Name)
+		results = append(results, res)
+	}
+	if r.json() {
+		return writeJSON(r.Stdout, struct {
+			Executions []Result `json:"executions"`
+		}{results})
+	}
+	tw := tabwriter.NewWriter(r.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tSTARTED\tTOOK\tRUN ID")
+	for _, res := range results {
+		started, took := "", ""
+		if res.StartDate != nil {
+			started = res.StartDate.In(r.loc()).Format(time.DateTime)
+			if res.StopDate != nil {
+				took = duration(res.StopDate.Sub(*res.StartDate))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", res.Name, res.Status, started, took, res.RunID)
+	}
+	return tw.Flush()
+}
+
+// sameJSON reports whether two JSON texts hold the same value.
+func sameJSON(a, b string) bool {
+	var va, vb any
+	if json.Unmarshal([]byte(a), &va) != nil || json.Unmarshal([]byte(b), &vb) != nil {
+		return a == b
+	}
+	return reflect.DeepEqual(va, vb)
+}

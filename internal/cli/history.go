@@ -1,0 +1,374 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+)
+
+// Page sizes of GetExecutionHistory: the first read takes the history in big
+// pages; later reads want only the few newest events, newest first.
+const (
+	firstPageSize = 1000
+	nextPageSize  = 100
+)
+
+// history reads an execution's history incrementally and prints, for people, the
+// stages as they start, succeed, retry or fail.
+type history struct {
+	sfn SFN
+	arn string
+	w   io.Writer
+	loc *time.Location
+
+	lastID int64
+	// names maps an event to the state it belongs to: entered and exited events
+	// name their state, and every other event follows previousEventId back to one.
+	names   map[int64]string
+	entered map[string]time.Time
+	entries map[string]int
+	// input is the document a state was entered with, to tell what it changed.
+	input map[string]string
+	// pending is a task's failure not yet resolved: a retry if the task is
+	// scheduled again, a failure if the state exits (caught) or the execution fails.
+	pending map[string]failure
+	started time.Time
+}
+
+type failure struct{ err, cause string }
+
+func newHistory(client SFN, arn string, w io.Writer, loc *time.Location) *history {
+	return &history{
+		sfn: client, arn: arn, w: w, loc: loc,
+		names: map[int64]string{}, entered: map[string]time.Time{}, entries: map[string]int{},
+		input: map[string]string{}, pending: map[string]failure{},
+	}
+}
+
+// poll prints the events that arrived since the last poll.
+func (h *history) poll(ctx context.Context) error {
+	events, err := h.newEvents(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		h.handle(e)
+		h.lastID = e.Id
+	}
+	return nil
+}
+
+// newEvents reads the history newest first, page by page, until it reaches an
+// event it has seen: one small page per poll however long the history grows.
+// (Sorting by id keeps this right with an emulator that ignores reverseOrder.)
+func (h *history) newEvents(ctx context.Context) ([]types.HistoryEvent, error) {
+	size := int32(nextPageSize)
+	if h.lastID == 0 {
+		size = firstPageSize
+	}
+	var (
+		events []types.HistoryEvent
+		seen   = map[int64]bool{}
+		token  *string
+	)
+	for {
+		out, err := h.sfn.GetExecutionHistory(ctx, &sfn.GetExecutionHistoryInput{
+			ExecutionArn:         aws.String(h.arn),
+			ReverseOrder:         true,
+			MaxResults:           size,
+			NextToken:            token,
+			IncludeExecutionData: aws.Bool(true),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read the history of %s: %w", executionName(h.arn), err)
+		}
+		reached := false
+		for _, e := range out.Events {
+			if e.Id <= h.lastID {
+				reached = true
+				continue
+			}
+			if !seen[e.Id] {
+				seen[e.Id] = true
+				events = append(events, e)
+			}
+		}
+		if reached || out.NextToken == nil {
+			break
+		}
+		token = out.NextToken
+	}
+	sort.Slice(events, func(i, j int) bool { return events[i].Id < events[j].Id })
+	return events, nil
+}
+
+// shownStates are the state types whose entry and exit are printed. Wait and
+// Choice states only pace and steer the poll loops, whose checks are shown.
+var shownStates = []string{"Task", "Pass", "Parallel", "Map"}
+
+func stateType(t types.HistoryEventType, suffix string) (string, bool) {
+	s, ok := strings.CutSuffix(string(t), suffix)
+	if !ok {
+		return "", false
+	}
+	for _, shown := range shownStates {
+		if s == shown {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+func (h *history) handle(e types.HistoryEvent) {
+	name := h.names[e.PreviousEventId]
+	switch {
+	case e.StateEnteredEventDetails != nil:
+		name = aws.ToString(e.StateEnteredEventDetails.Name)
+	case e.StateExitedEventDetails != nil:
+		name = aws.ToString(e.StateExitedEventDetails.Name)
+	}
+	h.names[e.Id] = name
+	at := aws.ToTime(e.Timestamp)
+
+	switch t := e.Type; t {
+	case types.HistoryEventTypeExecutionStarted:
+		h.started = at
+		h.line(at, "execution", "started")
+	case types.HistoryEventTypeExecutionSucceeded:
+		h.line(at, "execution", "succeeded"+h.total(at))
+	case types.HistoryEventTypeExecutionFailed:
+		h.flush(at)
+		msg := "failed"
+		if d := e.ExecutionFailedEventDetails; d != nil {
+			msg += ": " + describeFailure(aws.ToString(d.Error), aws.ToString(d.Cause))
+		}
+		h.line(at, "execution", msg)
+	case types.HistoryEventTypeExecutionAborted:
+		h.flush(at)
+		h.line(at, "execution", "aborted"+h.total(at))
+	case types.HistoryEventTypeExecutionTimedOut:
+		h.flush(at)
+		h.line(at, "execution", "timed out (the state machine's TimeoutSeconds)"+h.total(at))
+
+	case types.HistoryEventTypeTaskScheduled, types.HistoryEventTypeLambdaFunctionScheduled:
+		if f, ok := h.pending[name]; ok {
+			delete(h.pending, name)
+			h.line(at, name, "retry ("+f.err+")")
+		}
+	case types.HistoryEventTypeTaskFailed, types.HistoryEventTypeTaskTimedOut,
+		types.HistoryEventTypeTaskStartFailed, types.HistoryEventTypeTaskSubmitFailed,
+		types.HistoryEventTypeLambdaFunctionFailed, types.HistoryEventTypeLambdaFunctionTimedOut,
+		types.HistoryEventTypeLambdaFunctionStartFailed, types.HistoryEventTypeLambdaFunctionScheduleFailed:
+		h.pending[name] = taskFailure(e)
+
+	default:
+		if _, ok := stateType(t, "StateEntered"); ok {
+			h.entered[name] = at
+			h.entries[name]++
+			h.input[name] = aws.ToString(e.StateEnteredEventDetails.Input)
+			// A state entered again (a poll loop's check) shows only its exits.
+			if h.entries[name] == 1 {
+				h.line(at, name, "started")
+			}
+			return
+		}
+		if _, ok := stateType(t, "StateExited"); ok {
+			h.line(at, name, h.exited(name, at, aws.ToString(e.StateExitedEventDetails.Output)))
+		}
+	}
+}
+
+// exited says how a state ended: failed (a failure then a Catch), a poll's
+// answer for the check states, or succeeded, with the time it took.
+func (h *history) exited(name string, at time.Time, output string) string {
+	took := " (" + duration(at.Sub(h.entered[name])) + ")"
+	if f, ok := h.pending[name]; ok {
+		delete(h.pending, name)
+		return "failed: " + describeFailure(f.err, f.cause)
+	}
+	// The pipeline's Catch rules write the error at $.errors.<StateName>.
+	if c, ok := caughtError(output, name); ok {
+		if _, before := caughtError(h.input[name], name); !before {
+			return "failed: " + describeFailure(c.Error, c.Cause)
+		}
+	}
+	if p := pollAnswer(h.input[name], output); p != "" {
+		return p + took
+	}
+	return "succeeded" + took
+}
+
+// flush prints the failures still pending when the execution ends: a task that
+// failed and was neither retried nor caught.
+func (h *history) flush(at time.Time) {
+	names := make([]string, 0, len(h.pending))
+	for n := range h.pending {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := h.pending[n]
+		h.line(at, n, "failed: "+describeFailure(f.err, f.cause))
+		delete(h.pending, n)
+	}
+}
+
+func (h *history) total(at time.Time) string {
+	if h.started.IsZero() {
+		return ""
+	}
+	return " (" + duration(at.Sub(h.started)) + ")"
+}
+
+func (h *history) line(at time.Time, name, msg string) {
+	fmt.Fprintf(h.w, "%s  %-20s  %s\n", at.In(h.loc).Format("15:04:05"), name, msg)
+}
+
+func taskFailure(e types.HistoryEvent) failure {
+	var f failure
+	switch {
+	case e.TaskFailedEventDetails != nil:
+		f = failure{aws.ToString(e.TaskFailedEventDetails.Error), aws.ToString(e.TaskFailedEventDetails.Cause)}
+	case e.TaskTimedOutEventDetails != nil:
+		f = failure{aws.ToString(e.TaskTimedOutEventDetails.Error), aws.ToString(e.TaskTimedOutEventDetails.Cause)}
+	case e.TaskStartFailedEventDetails != nil:
+		f = failure{aws.ToString(e.TaskStartFailedEventDetails.Error), aws.ToString(e.TaskStartFailedEventDetails.Cause)}
+	case e.TaskSubmitFailedEventDetails != nil:
+		f = failure{aws.ToString(e.TaskSubmitFailedEventDetails.Error), aws.ToString(e.TaskSubmitFailedEventDetails.Cause)}
+	case e.LambdaFunctionFailedEventDetails != nil:
+		f = failure{aws.ToString(e.LambdaFunctionFailedEventDetails.Error), aws.ToString(e.LambdaFunctionFailedEventDetails.Cause)}
+	case e.LambdaFunctionTimedOutEventDetails != nil:
+		f = failure{aws.ToString(e.LambdaFunctionTimedOutEventDetails.Error), aws.ToString(e.LambdaFunctionTimedOutEventDetails.Cause)}
+	case e.LambdaFunctionStartFailedEventDetails != nil:
+		f = failure{aws.ToString(e.LambdaFunctionStartFailedEventDetails.Error), aws.ToString(e.LambdaFunctionStartFailedEventDetails.Cause)}
+	case e.LambdaFunctionScheduleFailedEventDetails != nil:
+		f = failure{aws.ToString(e.LambdaFunctionScheduleFailedEventDetails.Error), aws.ToString(e.LambdaFunctionScheduleFailedEventDetails.Cause)}
+	}
+	if f.err == "" {
+		f.err = strings.TrimSuffix(string(e.Type), "Failed")
+	}
+	return f
+}
+
+func caughtError(document, state string) (pipeline.CaughtError, bool) {
+	var doc struct {
+		Errors map[string]pipeline.CaughtError `json:"errors"`
+	}
+	if document == "" || json.Unmarshal([]byte(document), &doc) != nil {
+		return pipeline.CaughtError{}, false
+	}
+	c, ok := doc.Errors[state]
+	return c, ok
+}
+
+// pollAnswer describes what a check state changed in the document's polls: "image:
+// pending, not ready (poll 3 of 120)". Empty when the state is not a check.
+func pollAnswer(input, output string) string {
+	var in, out pipeline.Document
+	if json.Unmarshal([]byte(output), &out) != nil || out.Polls == nil {
+		return ""
+	}
+	_ = json.Unmarshal([]byte(input), &in) // a CheckInput is not a Document: no polls, every key is new
+	if in.Polls == nil {
+		in.Polls = &pipeline.Polls{}
+	}
+	max := out.Config.Poll.MaxPolls
+	keys := []struct {
+		key      string
+		old, new *pipeline.PollResult
+		max      int
+	}{
+		{pipeline.WaitBaseStopped, in.Polls.BaseStopped, out.Polls.BaseStopped, max.BaseStopped},
+		{pipeline.WaitImage, in.Polls.Image, out.Polls.Image, max.Image},
+		{pipeline.WaitLoadBalancer, in.Polls.LoadBalancer, out.Polls.LoadBalancer, max.LoadBalancer},
+		{pipeline.WaitInstancesRunning, in.Polls.InstancesRunning, out.Polls.InstancesRunning, max.InstancesRunning},
+		{pipeline.WaitTargetsHealthy, in.Polls.TargetsHealthy, out.Polls.TargetsHealthy, max.TargetsHealthy},
+		{pipeline.WaitCleanup, in.Polls.Cleanup, out.Polls.Cleanup, max.Cleanup},
+	}
+	for _, k := range keys {
+		if k.new == nil || (k.old != nil && k.old.Attempts == k.new.Attempts) {
+			continue
+		}
+		ready := "not ready"
+		if k.new.Ready {
+			ready = "ready"
+		}
+		s := k.key + ": "
+		if k.new.State != "" {
+			s += k.new.State + ", "
+		}
+		s += ready + " (poll " + fmt.Sprint(k.new.Attempts)
+		if k.max > 0 {
+			s += fmt.Sprintf(" of %d", k.max)
+		}
+		s += ")"
+		if !k.new.Ready && k.new.Reason != "" {
+			s += ": " + firstLine(k.new.Reason)
+		}
+		return s
+	}
+	return ""
+}
+
+// describeFailure makes one line of a Step Functions error and cause. A Lambda's
+// cause is JSON {"errorType","errorMessage"}; a Parallel branch's (BranchFailed)
+// is the branch's $.errors as JSON; both are unwrapped to their messages.
+func describeFailure(errName, cause string) string {
+	cause = strings.TrimSpace(cause)
+	var lambdaErr struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal([]byte(cause), &lambdaErr) == nil && lambdaErr.ErrorMessage != "" {
+		if lambdaErr.ErrorType != "" {
+			errName = lambdaErr.ErrorType
+		}
+		cause = lambdaErr.ErrorMessage
+	} else {
+		var branch map[string]pipeline.CaughtError
+		if json.Unmarshal([]byte(cause), &branch) == nil && len(branch) > 0 {
+			names := make([]string, 0, len(branch))
+			for n := range branch {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			parts := make([]string, 0, len(names))
+			for _, n := range names {
+				parts = append(parts, n+": "+describeFailure(branch[n].Error, branch[n].Cause))
+			}
+			return strings.Join(parts, "; ")
+		}
+	}
+	switch {
+	case cause == "":
+		return errName
+	case errName == "" || strings.Contains(cause, errName):
+		return firstLine(cause)
+	}
+	return errName + ": " + firstLine(cause)
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// duration is d for people: 3.2s under a minute, 4m12s above.
+func duration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}
