@@ -171,4 +171,3 @@ func CheckRunID(id string) error {
 	}
 	return nil
 }
-
