@@ -50,12 +50,20 @@ func (s *Stages) CreateLoadBalancer(ctx context.Context, doc pipeline.Document) 
 	}
 	log := Log(ctx)
 
-	tg, err := s.ensureTargetGroup(ctx, doc)
+	// Both look-ups come before any create, so that a foreign same-named resource
+	// stops the stage before it has made anything.
+	tg, err := s.findTargetGroup(ctx, doc.RunID)
 	if err != nil {
 		return doc, err
 	}
-	lb, err := s.ensureLoadBalancer(ctx, doc)
+	lb, err := s.findLoadBalancer(ctx, doc.RunID)
 	if err != nil {
+		return doc, err
+	}
+	if tg, err = s.ensureTargetGroup(ctx, doc, tg); err != nil {
+		return doc, err
+	}
+	if lb, err = s.ensureLoadBalancer(ctx, doc, lb); err != nil {
 		return doc, err
 	}
 	listenerARN, err := s.ensureListener(ctx, doc, aws.ToString(lb.LoadBalancerArn), aws.ToString(tg.TargetGroupArn))
@@ -75,14 +83,12 @@ func (s *Stages) CreateLoadBalancer(ctx context.Context, doc pipeline.Document) 
 	return doc, nil
 }
 
-func (s *Stages) ensureTargetGroup(ctx context.Context, doc pipeline.Document) (*elbtypes.TargetGroup, error) {
+// ensureTargetGroup is found, the run's existing target group, or a new one.
+func (s *Stages) ensureTargetGroup(ctx context.Context, doc pipeline.Document, found *elbtypes.TargetGroup) (*elbtypes.TargetGroup, error) {
 	name := pipeline.ResourceName(doc.RunID, pipeline.RoleTargetGroup)
-	tg, err := s.findTargetGroup(ctx, doc.RunID)
-	if err != nil || tg != nil {
-		if tg != nil {
-			Log(ctx).Info("reusing target group", "name", name, "targetGroupArn", aws.ToString(tg.TargetGroupArn))
-		}
-		return tg, err
+	if found != nil {
+		Log(ctx).Info("reusing target group", "name", name, "targetGroupArn", aws.ToString(found.TargetGroupArn))
+		return found, nil
 	}
 	out, err := s.ELB.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{
 		Name:                       aws.String(name),
@@ -110,14 +116,12 @@ func (s *Stages) ensureTargetGroup(ctx context.Context, doc pipeline.Document) (
 	return &out.TargetGroups[0], nil
 }
 
-func (s *Stages) ensureLoadBalancer(ctx context.Context, doc pipeline.Document) (*elbtypes.LoadBalancer, error) {
+// ensureLoadBalancer is found, the run's existing load balancer, or a new one.
+func (s *Stages) ensureLoadBalancer(ctx context.Context, doc pipeline.Document, found *elbtypes.LoadBalancer) (*elbtypes.LoadBalancer, error) {
 	name := pipeline.ResourceName(doc.RunID, pipeline.RoleLoadBalancer)
-	lb, err := s.findLoadBalancer(ctx, doc.RunID)
-	if err != nil || lb != nil {
-		if lb != nil {
-			Log(ctx).Info("reusing load balancer", "name", name, "loadBalancerArn", aws.ToString(lb.LoadBalancerArn))
-		}
-		return lb, err
+	if found != nil {
+		Log(ctx).Info("reusing load balancer", "name", name, "loadBalancerArn", aws.ToString(found.LoadBalancerArn))
+		return found, nil
 	}
 	net := doc.Resources.Network
 	out, err := s.ELB.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{
