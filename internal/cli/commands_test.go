@@ -1,0 +1,367 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+)
+
+const succeededOutput = `{"runId":"ci-1","config":{},"resources":{"loadBalancer":{"targetGroupArn":"arn:tg","loadBalancerArn":"arn:alb","dnsName":"amifleet-ci-1-alb-1.us-east-1.elb.amazonaws.com"},"fleet":{"replicaInstanceIds":["i-2","i-3"],"instanceIds":["i-1","i-2","i-3"]}}}`
+
+func newRunner(f *fakeSFN, format string) (*Runner, *bytes.Buffer, *bytes.Buffer) {
+	var stdout, stderr bytes.Buffer
+	return &Runner{
+		SFN:          f,
+		Machines:     &Machines{PipelineARN: testPipelineARN, TeardownARN: testTeardownARN},
+		Stdout:       &stdout,
+		Stderr:       &stderr,
+		Format:       format,
+		PollInterval: time.Millisecond,
+		Location:     time.UTC,
+		Now:          func() time.Time { return time.Date(2026, 11, 27, 13, 0, 0, 0, time.UTC) },
+	}, &stdout, &stderr
+}
+
+// ending is how a started execution goes on: steps to the end, and its end.
+type ending struct {
+	status        types.ExecutionStatus
+	output        string
+	errName, why  string
+	stepsToFinish int
+}
+
+// runWith starts a run named "ci-1" on a fake whose execution ends as e says.
+func runWith(t *testing.T, format string, e ending, timeout time.Duration) (stdout, stderr string, f *fakeSFN, err error) {
+	t.Helper()
+	f = newFakeSFN()
+	arn := executionARN(testPipelineARN, "ci-1")
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	stop := start.Add(3 * time.Minute)
+	steps := []fakeStep{{types.ExecutionStatusRunning, 1}}
+	for i := 1; i < e.stepsToFinish; i++ {
+		steps = append(steps, fakeStep{types.ExecutionStatusRunning, 1})
+	}
+	steps = append(steps, fakeStep{e.status, 2})
+	final := types.HistoryEventTypeExecutionSucceeded
+	switch e.status {
+	case types.ExecutionStatusFailed:
+		final = types.HistoryEventTypeExecutionFailed
+	case types.ExecutionStatusAborted:
+		final = types.HistoryEventTypeExecutionAborted
+	case types.ExecutionStatusTimedOut:
+		final = types.HistoryEventTypeExecutionTimedOut
+	}
+	desc := sfn.DescribeExecutionOutput{Status: e.status, StartDate: &start, StopDate: &stop, Input: aws.String("{}")}
+	if e.output != "" {
+		desc.Output = aws.String(e.output)
+	}
+	if e.errName != "" {
+		desc.Error, desc.Cause = aws.String(e.errName), aws.String(e.why)
+	}
+	events := makeHistory(ev{typ: types.HistoryEventTypeExecutionStarted}, ev{typ: final, err: e.errName, cause: e.why, doc: e.output})
+	f.script(arn, desc, events, steps...)
+	r, out, errw := newRunner(f, format)
+	plan := RunPlan{Name: "ci-1", RunID: "ci-1", Input: "{}", Wait: true, Timeout: timeout}
+	err = r.Run(context.Background(), plan)
+	return out.String(), errw.String(), f, err
+}
+
+func TestRunExitCodes(t *testing.T) {
+	tests := []struct {
+		name     string
+		end      ending
+		timeout  time.Duration
+		code     int
+		stdout   []string
+		notInOut []string
+	}{
+		{"succeeded prints the DNS name", ending{status: types.ExecutionStatusSucceeded, output: succeededOutput, stepsToFinish: 2}, time.Minute,
+			ExitOK, []string{"started ci-1 (run id ci-1)", "SUCCEEDED", "amifleet-ci-1-alb-1.us-east-1.elb.amazonaws.com", "http://amifleet-ci-1-alb-1.us-east-1.elb.amazonaws.com/"}, nil},
+		{"failed prints the cause", ending{status: types.ExecutionStatusFailed, errName: "WaitTimedOutError", why: "CreateImage failed: WaitTimedOutError: wait \"image\" not done after 3 polls: pending", stepsToFinish: 1}, time.Minute,
+			ExitFailed, []string{"FAILED", "cause", "CreateImage failed: WaitTimedOutError: wait \"image\" not done after 3 polls: pending"}, []string{"url"}},
+		{"aborted", ending{status: types.ExecutionStatusAborted, stepsToFinish: 1}, time.Minute, ExitTimeout, []string{"ABORTED"}, nil},
+		{"timed out (the state machine's own timeout)", ending{status: types.ExecutionStatusTimedOut, stepsToFinish: 1}, time.Minute, ExitTimeout, []string{"TIMED_OUT"}, nil},
+		{"our wait timed out", ending{status: types.ExecutionStatusSucceeded, output: succeededOutput, stepsToFinish: 100000}, 30 * time.Millisecond,
+			ExitTimeout, []string{"RUNNING", "timed out after 30ms", "amifleet watch ci-1"}, []string{"SUCCEEDED"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, _, f, err := runWith(t, FormatText, tt.end, tt.timeout)
+			if got := ExitCode(err); got != tt.code {
+				t.Errorf("exit code %d (%v), want %d", got, err, tt.code)
+			}
+			for _, want := range tt.stdout {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout)
+				}
+			}
+			for _, not := range tt.notInOut {
+				if strings.Contains(stdout, not) {
+					t.Errorf("stdout has %q:\n%s", not, stdout)
+				}
+			}
+			if len(f.starts) != 1 {
+				t.Fatalf("%d StartExecution calls, want 1", len(f.starts))
+			}
+			s := f.starts[0]
+			if aws.ToString(s.StateMachineArn) != testPipelineARN || aws.ToString(s.Name) != "ci-1" || aws.ToString(s.Input) != "{}" {
+				t.Errorf("StartExecution %s %s %s", aws.ToString(s.StateMachineArn), aws.ToString(s.Name), aws.ToString(s.Input))
+			}
+		})
+	}
+}
+
+// With --output json, stdout is exactly one JSON document; the progress goes to stderr.
+func TestRunJSON(t *testing.T) {
+	tests := []struct {
+		name   string
+		end    ending
+		status string
+		cause  string
+		dns    string
+	}{
+		{"succeeded", ending{status: types.ExecutionStatusSucceeded, output: succeededOutput, stepsToFinish: 2}, "SUCCEEDED", "", "amifleet-ci-1-alb-1.us-east-1.elb.amazonaws.com"},
+		{"failed", ending{status: types.ExecutionStatusFailed, errName: "StageError", why: "LaunchBase failed: StageError: boom", stepsToFinish: 1}, "FAILED", "LaunchBase failed: StageError: boom", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, _, _ := runWith(t, FormatJSON, tt.end, time.Minute)
+			dec := json.NewDecoder(strings.NewReader(stdout))
+			var res Result
+			if err := dec.Decode(&res); err != nil {
+				t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
+			}
+			if dec.More() {
+				t.Errorf("stdout holds more than one JSON document:\n%s", stdout)
+			}
+			if res.Status != tt.status || res.RunID != "ci-1" || res.Name != "ci-1" || res.Cause != tt.cause || res.StartDate == nil || res.StopDate == nil {
+				t.Errorf("result %+v", res)
+			}
+			if tt.dns != "" && (res.Resources == nil || res.Resources.LoadBalancer == nil || res.Resources.LoadBalancer.DNSName != tt.dns || res.URL != "http://"+tt.dns+"/") {
+				t.Errorf("resources %+v url %q", res.Resources, res.URL)
+			}
+			if !strings.Contains(stderr, "started ci-1") || !strings.Contains(stderr, tt.status) {
+				t.Errorf("stderr lacks the progress:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// An execution of the same name is followed, not started again.
+func TestRunFollowsAnExistingExecution(t *testing.T) {
+	f := newFakeSFN()
+	arn := executionARN(testPipelineARN, "ci-1")
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	f.add(arn, sfn.DescribeExecutionOutput{Status: types.ExecutionStatusSucceeded, StartDate: &start, StopDate: aws.Time(start.Add(time.Minute)),
+		Input: aws.String(`{"replicaCount":3}`), Output: aws.String(succeededOutput)}, nil)
+	r, stdout, stderr := newRunner(f, FormatJSON)
+	err := r.Run(context.Background(), RunPlan{Name: "ci-1", RunID: "ci-1", Input: `{"replicaCount": 2}`})
+	if err != nil {
+		t.Fatalf("exit %d: %v", ExitCode(err), err)
+	}
+	if len(f.starts) != 1 {
+		t.Errorf("%d StartExecution calls, want 1", len(f.starts))
+	}
+	if len(f.describes) != 1 || f.describes[0] != arn {
+		t.Errorf("described %q, want [%s]", f.describes, arn)
+	}
+	var res Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.AlreadyStarted || res.Status != "SUCCEEDED" || res.URL == "" {
+		t.Errorf("result %+v", res)
+	}
+	if !strings.Contains(stderr.String(), "already exists") || !strings.Contains(stderr.String(), "another input") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+func TestRunStartError(t *testing.T) {
+	f := newFakeSFN()
+	f.startErr = errors.New("AccessDeniedException: no")
+	r, _, _ := newRunner(f, FormatText)
+	err := r.Run(context.Background(), RunPlan{Name: "ci-1", Input: "{}"})
+	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Errorf("err %v (exit %d)", err, ExitCode(err))
+	}
+}
+
+func TestTeardown(t *testing.T) {
+	tests := []struct {
+		runID string
+		code  int
+	}{
+		{"ci-1", ExitOK},
+		{"CI-1", ExitUsage},
+		{"", ExitUsage},
+		{"a-run-id-much-too-long-to-be-one", ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.runID, func(t *testing.T) {
+			f := newFakeSFN()
+			r, stdout, _ := newRunner(f, FormatText)
+			err := r.Teardown(context.Background(), tt.runID, false, time.Minute)
+			if ExitCode(err) != tt.code {
+				t.Fatalf("exit %d (%v), want %d", ExitCode(err), err, tt.code)
+			}
+			if tt.code != ExitOK {
+				if len(f.starts) != 0 {
+					t.Errorf("started %d executions on bad input", len(f.starts))
+				}
+				return
+			}
+			if len(f.starts) != 1 {
+				t.Fatalf("%d starts", len(f.starts))
+			}
+			s := f.starts[0]
+			if aws.ToString(s.StateMachineArn) != testTeardownARN || aws.ToString(s.Name) != "teardown-ci-1-20261127T130000Z" || aws.ToString(s.Input) != `{"runId":"ci-1"}` {
+				t.Errorf("StartExecution %s %s %s", aws.ToString(s.StateMachineArn), aws.ToString(s.Name), aws.ToString(s.Input))
+			}
+			if !strings.Contains(stdout.String(), "amifleet watch teardown-ci-1-20261127T130000Z") {
+				t.Errorf("stdout:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		in, want string
+		code     int
+	}{
+		{"ci-1", executionARN(testPipelineARN, "ci-1"), ExitOK},
+		{"teardown-ci-1-20261127T130000Z", executionARN(testTeardownARN, "teardown-ci-1-20261127T130000Z"), ExitOK},
+		{"arn:aws:states:eu-west-1:1:execution:Other:x", "arn:aws:states:eu-west-1:1:execution:Other:x", ExitOK},
+		{"arn:aws:states:eu-west-1:1:stateMachine:Other", "", ExitUsage},
+		{"has space", "", ExitUsage},
+		{"", "", ExitUsage},
+	}
+	for _, tt := range tests {
+		r, _, _ := newRunner(newFakeSFN(), FormatText)
+		got, err := r.resolve(context.Background(), tt.in)
+		if got != tt.want || ExitCode(err) != tt.code {
+			t.Errorf("resolve(%q) = %q, %v; want %q, exit %d", tt.in, got, err, tt.want, tt.code)
+		}
+	}
+}
+
+func TestStatusAndOutputs(t *testing.T) {
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		desc       sfn.DescribeExecutionOutput
+		statusCode int
+		outputCode int
+		want       []string
+	}{
+		{"succeeded", sfn.DescribeExecutionOutput{Status: types.ExecutionStatusSucceeded, StartDate: &start, StopDate: aws.Time(start.Add(200 * time.Second)), Output: aws.String(succeededOutput)},
+			ExitOK, ExitOK, []string{"i-1, i-2, i-3", "arn:tg", "http://amifleet-ci-1-alb-1.us-east-1.elb.amazonaws.com/"}},
+		{"running", sfn.DescribeExecutionOutput{Status: types.ExecutionStatusRunning, StartDate: &start}, ExitOK, ExitFailed, nil},
+		{"failed", sfn.DescribeExecutionOutput{Status: types.ExecutionStatusFailed, StartDate: &start, StopDate: &start, Error: aws.String("StageError"), Cause: aws.String("Verify failed: StageError: x")}, ExitFailed, ExitFailed, nil},
+		{"aborted", sfn.DescribeExecutionOutput{Status: types.ExecutionStatusAborted, StartDate: &start, StopDate: &start}, ExitTimeout, ExitTimeout, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSFN()
+			f.add(executionARN(testPipelineARN, "ci-1"), tt.desc, nil)
+			r, stdout, _ := newRunner(f, FormatText)
+			err := r.Status(context.Background(), "ci-1")
+			if ExitCode(err) != tt.statusCode {
+				t.Errorf("status: exit %d (%v), want %d", ExitCode(err), err, tt.statusCode)
+			}
+			if !strings.Contains(stdout.String(), string(tt.desc.Status)) {
+				t.Errorf("status output lacks %s:\n%s", tt.desc.Status, stdout.String())
+			}
+			stdout.Reset()
+			err = r.Outputs(context.Background(), "ci-1")
+			if ExitCode(err) != tt.outputCode {
+				t.Errorf("outputs: exit %d (%v), want %d", ExitCode(err), err, tt.outputCode)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("outputs lack %q:\n%s", want, stdout.String())
+				}
+			}
+		})
+	}
+}
+
+func TestList(t *testing.T) {
+	f := newFakeSFN()
+	f.pageSize = 2
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for _, n := range []string{"e", "d", "c", "b", "a"} {
+		f.listItems = append(f.listItems, types.ExecutionListItem{
+			ExecutionArn: aws.String(executionARN(testPipelineARN, n)), Name: aws.String(n),
+			Status: types.ExecutionStatusSucceeded, StartDate: &start, StopDate: aws.Time(start.Add(time.Minute)),
+		})
+	}
+	r, stdout, _ := newRunner(f, FormatJSON)
+	if err := r.List(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Executions []Result }
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range got.Executions {
+		names = append(names, e.Name)
+	}
+	if strings.Join(names, ",") != "e,d,c" {
+		t.Errorf("listed %v, want e,d,c", names)
+	}
+	if len(f.lists) != 2 || f.lists[0].MaxResults != 3 || f.lists[1].MaxResults != 1 || aws.ToString(f.lists[1].NextToken) != "2" {
+		t.Errorf("ListExecutions requests: %+v %+v", f.lists[0], f.lists[len(f.lists)-1])
+	}
+	if err := r.List(context.Background(), 0); ExitCode(err) != ExitUsage {
+		t.Errorf("--max 0: exit %d", ExitCode(err))
+	}
+}
+
+func TestMachines(t *testing.T) {
+	cfn := &fakeCFN{stacks: map[string]map[string]string{
+		"AmiFleet": {OutputPipelineARN: testPipelineARN, OutputTeardownARN: testTeardownARN},
+		"Partial":  {OutputPipelineARN: testPipelineARN},
+	}}
+	ctx := context.Background()
+
+	m := &Machines{Stack: "AmiFleet", CFN: cfn}
+	p, err1 := m.Pipeline(ctx)
+	td, err2 := m.Teardown(ctx)
+	if p != testPipelineARN || td != testTeardownARN || err1 != nil || err2 != nil {
+		t.Errorf("from the stack: %q %q %v %v", p, td, err1, err2)
+	}
+	if len(cfn.calls) != 1 {
+		t.Errorf("stack read %d times, want once", len(cfn.calls))
+	}
+
+	cfn.calls = nil
+	m = &Machines{PipelineARN: "arn:aws:states:us-east-1:1:stateMachine:Mine", Stack: "AmiFleet", CFN: cfn}
+	if p, _ := m.Pipeline(ctx); p != "arn:aws:states:us-east-1:1:stateMachine:Mine" || len(cfn.calls) != 0 {
+		t.Errorf("a given ARN: %q, stack read %d times", p, len(cfn.calls))
+	}
+
+	for _, tt := range []struct {
+		m    *Machines
+		want string
+	}{
+		{&Machines{Stack: "Partial", CFN: cfn}, "no output TeardownStateMachineArn"},
+		{&Machines{Stack: "Gone", CFN: cfn}, "stack Gone does not exist"},
+		{&Machines{TeardownARN: "not-an-arn"}, "--teardown-arn"},
+	} {
+		_, err := tt.m.Teardown(ctx)
+		if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Teardown() = %v (exit %d), want exit 2 with %q", err, ExitCode(err), tt.want)
+		}
+	}
+}

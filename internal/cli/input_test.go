@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPrepareRun(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 3, 4, 0, time.FixedZone("CET", 3600))
+	three := 3
+	tests := []struct {
+		name string
+		opts RunOptions
+		// wantInput is the execution's input as a JSON value; "" skips the check.
+		wantInput    string
+		wantName     string
+		wantRunID    string
+		wantReplicas int
+		wantErr      string // the message must hold this (exit 2)
+	}{
+		{name: "no input, default name", opts: RunOptions{},
+			wantInput: `{}`, wantName: "amifleet-20261127-110304-0a0b", wantReplicas: 2},
+		{name: "flags over the file", opts: RunOptions{Input: []byte(`{"replicaCount": 5, "tags": {"team": "web"}}`), Replicas: &three, InstanceType: "t3.small", Name: "ci-1"},
+			wantInput: `{"replicaCount":3,"instanceType":"t3.small","tags":{"team":"web"}}`, wantName: "ci-1", wantRunID: "ci-1", wantReplicas: 3},
+		{name: "the file kept as it is without flags", opts: RunOptions{Input: []byte(`{"replicaCount": 4}`), Name: "x"},
+			wantInput: `{"replicaCount": 4}`, wantReplicas: 4},
+		{name: "a CI name is sanitised", opts: RunOptions{Name: "octo/web-app-0123abcd-2"},
+			wantName: "octo-web-app-0123abcd-2", wantRunID: "octo-web-app-9d8eb6"},
+		{name: "unknown field named", opts: RunOptions{Input: []byte(`{"replicaCont": 3}`), InputName: "in.json"},
+			wantErr: `in.json: bad input: replicaCont: unknown field`},
+		{name: "bad flag value named", opts: RunOptions{Replicas: new(int)},
+			wantErr: "replicaCount"},
+		{name: "wrong type named", opts: RunOptions{Input: []byte(`{"poll": {"intervalSeconds": "1"}}`)},
+			wantErr: "poll.intervalSeconds"},
+		{name: "not an object, with a flag", opts: RunOptions{Input: []byte(`[1]`), Replicas: &three},
+			wantErr: "JSON object"},
+		{name: "not JSON", opts: RunOptions{Input: []byte(`{"replicaCount": 3`)},
+			wantErr: "bad input"},
+		{name: "a name with no letters", opts: RunOptions{Name: "///"},
+			wantErr: `--name "///"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, err := PrepareRun(tt.opts, now, bytes.NewReader([]byte{10, 11}))
+			if tt.wantErr != "" {
+				if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v (exit %d), want exit 2 with %q", err, ExitCode(err), tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantInput != "" && !sameJSON(plan.Input, tt.wantInput) {
+				t.Errorf("input %s, want %s", plan.Input, tt.wantInput)
+			}
+			if tt.wantInput != "" && !json.Valid([]byte(plan.Input)) {
+				t.Errorf("input is not JSON: %s", plan.Input)
+			}
+			if tt.wantName != "" && plan.Name != tt.wantName {
+				t.Errorf("name %q, want %q", plan.Name, tt.wantName)
+			}
+			if tt.wantRunID != "" && !strings.HasPrefix(plan.RunID, tt.wantRunID) {
+				t.Errorf("run id %q, want it to start with %q", plan.RunID, tt.wantRunID)
+			}
+			if tt.wantReplicas != 0 && plan.Config.ReplicaCount != tt.wantReplicas {
+				t.Errorf("replicaCount %d, want %d", plan.Config.ReplicaCount, tt.wantReplicas)
+			}
+			if plan.Renamed != (tt.opts.Name != "" && tt.opts.Name != plan.Name) {
+				t.Errorf("renamed %v", plan.Renamed)
+			}
+			if plan.Timeout != DefaultTimeout {
+				t.Errorf("timeout %s, want the default", plan.Timeout)
+			}
+		})
+	}
+}
+
+func TestSanitizeExecutionName(t *testing.T) {
+	long := strings.Repeat("a", 100)
+	tests := []struct{ in, want string }{
+		{"ci-1_A", "ci-1_A"},
+		{"owner/repo-abc-1", "owner-repo-abc-1"},
+		{"a b:c", "a-b-c"},
+	}
+	for _, tt := range tests {
+		got := SanitizeExecutionName(tt.in)
+		if got != tt.want {
+			t.Errorf("SanitizeExecutionName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := SanitizeExecutionName(long); len(got) != MaxExecutionNameLength || !strings.HasPrefix(got, strings.Repeat("a", 71)+"-") {
+		t.Errorf("long name: %q", got)
+	}
+	// Two long names that differ only past the cut stay apart; the same name is the same.
+	a, b := SanitizeExecutionName(long+"x"), SanitizeExecutionName(long+"y")
+	if a == b || a != SanitizeExecutionName(long+"x") {
+		t.Errorf("long names: %q %q", a, b)
+	}
+}
