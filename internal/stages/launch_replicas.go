@@ -1,0 +1,107 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+)
+
+// LaunchReplicas launches config.replicaCount instances from the run's AMI, spread
+// evenly over the network's subnets (one zone each), with one RunInstances call per
+// subnet. They need no user data: the AMI's boot-time unit writes each one's page.
+// When config.keepBaseInstance is set, it also starts the base instance again, so
+// that it joins the fleet. A second run counts the replicas already there, per
+// subnet, and launches only the missing ones.
+func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
+	net, img := doc.Resources.Network, doc.Resources.Image
+	switch {
+	case net == nil || len(net.SubnetIDs) == 0 || net.InstanceSecurityGroupID == "":
+		return doc, &pipeline.StageError{Err: errors.New("resources.network is incomplete: CreateSecurityGroups has not run")}
+	case img == nil || img.ImageID == "":
+		return doc, &pipeline.StageError{Err: errors.New("resources.image.imageId is empty: CreateImage has not run")}
+	case doc.Config.KeepBase() && img.BaseInstanceID == "":
+		return doc, &pipeline.StageError{Err: errors.New("resources.image.baseInstanceId is empty: LaunchBase has not run")}
+	}
+
+	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleReplica, liveInstanceStates...)
+	if err != nil {
+		return doc, err
+	}
+	have := map[string]int{}
+	for _, in := range existing {
+		have[aws.ToString(in.SubnetId)]++
+	}
+	replicas := instanceIDs(existing)
+	shares := spread(doc.Config.ReplicaCount, len(net.SubnetIDs))
+	var rootDevice string
+	for i, subnet := range net.SubnetIDs {
+		missing := shares[i] - have[subnet]
+		if missing <= 0 {
+			continue
+		}
+		if rootDevice == "" {
+			if rootDevice, err = s.imageRootDevice(ctx, img.ImageID); err != nil {
+				return doc, err
+			}
+		}
+		in := runInstancesInput(doc, img.ImageID, rootDevice, pipeline.RoleReplica, subnet, int32(missing))
+		// The token changes with what is already there, so that a retry of this very
+		// call is idempotent on AWS, and a later top-up is a new request.
+		in.ClientToken = aws.String(clientToken(doc.RunID, pipeline.RoleReplica, subnet, fmt.Sprint(have[subnet])))
+		out, err := s.EC2.RunInstances(ctx, in)
+		if err != nil {
+			return doc, fmt.Errorf("launch %d replicas in %s from %s: %w", missing, subnet, img.ImageID, err)
+		}
+		ids := instanceIDs(out.Instances)
+		Log(ctx).Info("launched replicas", "subnetId", subnet, "instanceIds", ids, "imageId", img.ImageID)
+		replicas = append(replicas, ids...)
+	}
+
+	fleet := &pipeline.Fleet{ReplicaInstanceIDs: replicas, InstanceIDs: append([]string(nil), replicas...)}
+	if doc.Config.KeepBase() {
+		// Starting an instance that is already pending or running changes nothing.
+		if _, err := s.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{img.BaseInstanceID}}); err != nil {
+			return doc, fmt.Errorf("start the base instance %s again: %w", img.BaseInstanceID, err)
+		}
+		Log(ctx).Info("started the base instance again", "instanceId", img.BaseInstanceID)
+		fleet.InstanceIDs = append(fleet.InstanceIDs, img.BaseInstanceID)
+	}
+	doc.Resources.Fleet = fleet
+	return doc, nil
+}
+
+// spread splits n instances over k subnets as evenly as possible, the first
+// subnets taking one more when n does not divide.
+func spread(n, k int) []int {
+	shares := make([]int, k)
+	for i := range shares {
+		shares[i] = n / k
+		if i < n%k {
+			shares[i]++
+		}
+	}
+	return shares
+}
+
+// imageRootDevice is the run's AMI's root device name.
+func (s *Stages) imageRootDevice(ctx context.Context, imageID string) (string, error) {
+	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{imageID}})
+	if err != nil {
+		return "", fmt.Errorf("describe image %s: %w", imageID, err)
+	}
+	if len(out.Images) == 0 || aws.ToString(out.Images[0].RootDeviceName) == "" {
+		return "", &pipeline.StageError{Err: fmt.Errorf("image %s: no root device name", imageID)}
+	}
+	return aws.ToString(out.Images[0].RootDeviceName), nil
+}
+
+// undoReplicas terminates the run's replicas. Those not terminated yet are
+// remaining: the security groups cannot go before them.
+func (s *Stages) undoReplicas(ctx context.Context, runID string) (remaining []string, err error) {
+	return s.terminateRun(ctx, runID, pipeline.RoleReplica)
+}
