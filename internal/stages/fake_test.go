@@ -69,6 +69,7 @@ type fakeCall struct {
 
 type injection struct {
 	err   error
+	skip  int // calls to let through first
 	times int // < 0: every call
 }
 
@@ -77,6 +78,7 @@ type fakeInstance struct {
 	SecurityGroupIDs                                                                     []string
 	Tags                                                                                 map[string]string
 	Input                                                                                *ec2.RunInstancesInput
+	LaunchTime                                                                           time.Time
 }
 
 type fakeSubnet struct {
@@ -249,6 +251,13 @@ func (c *fakeCloud) failOnce(method string, err error) {
 	c.fails[method] = append(c.fails[method], &injection{err: err, times: 1})
 }
 
+// failNth makes the nth call of method from now (1 for the next) answer err.
+func (c *fakeCloud) failNth(method string, n int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fails[method] = append(c.fails[method], &injection{err: err, skip: n - 1, times: 1})
+}
+
 func (c *fakeCloud) clearFail(method string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -263,6 +272,10 @@ func (c *fakeCloud) record(method string, in any) error {
 		return nil
 	}
 	inj := q[0]
+	if inj.skip > 0 {
+		inj.skip--
+		return nil
+	}
 	if inj.times > 0 {
 		inj.times--
 		if inj.times == 0 {
@@ -878,6 +891,7 @@ func (f *fakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 			SecurityGroupIDs: slices.Clone(in.SecurityGroupIds),
 			Tags:             fakeSpecTags(in.TagSpecifications, ec2types.ResourceTypeInstance), Input: in}
 		inst.PrivateDNS = fmt.Sprintf("ip-172-31-0-%d.ec2.internal", c.seq)
+		inst.LaunchTime = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).Add(time.Duration(c.seq) * time.Second)
 		c.instances[inst.ID] = inst
 		c.order = append(c.order, inst.ID)
 		out.Instances = append(out.Instances, c.describeInstance(inst))
@@ -892,7 +906,8 @@ func (c *fakeCloud) describeInstance(in *fakeInstance) ec2types.Instance {
 		VpcId: aws.String(in.VPCID), Placement: &ec2types.Placement{AvailabilityZone: aws.String(in.AZ)},
 		State:          &ec2types.InstanceState{Name: ec2types.InstanceStateName(in.State), Code: aws.Int32(codes[in.State])},
 		PrivateDnsName: aws.String(in.PrivateDNS), RootDeviceName: aws.String(fakeRootDevice),
-		Tags: fakeEC2Tags(in.Tags)}
+		LaunchTime: aws.Time(in.LaunchTime),
+		Tags:       fakeEC2Tags(in.Tags)}
 	if in.KeyName != "" {
 		out.KeyName = aws.String(in.KeyName)
 	}
