@@ -25,9 +25,10 @@ func (r *Runner) Run(ctx context.Context, plan RunPlan) error {
 		return err
 	}
 	if plan.Renamed {
-		fmt.Fprintf(r.Stderr, "amifleet: execution name %q (only A-Z a-z 0-9 - _ and 80 characters are allowed)\n", plan.Name)
+		fmt.Fprintf(r.Stderr, "amifleet: --name %q runs as %q (execution names allow A-Z a-z 0-9 - _, at most %d characters)\n",
+			plan.Requested, plan.Name, MaxExecutionNameLength)
 	}
-	return r.startAndFollow(ctx, sm, plan.Name, plan.Input, plan.Wait, plan.Timeout)
+	return r.startAndFollow(ctx, sm, plan.Name, plan.RunID, plan.Input, plan.Wait, plan.Timeout)
 }
 
 // Teardown starts the Teardown state machine for a run id, and with wait follows
@@ -42,10 +43,10 @@ func (r *Runner) Teardown(ctx context.Context, runID string, wait bool, timeout 
 	}
 	input, _ := json.Marshal(pipeline.TeardownInput{RunID: runID}) // cannot fail
 	name := "teardown-" + runID + "-" + r.now().UTC().Format("20060102T150405Z")
-	return r.startAndFollow(ctx, sm, name, string(input), wait, timeout)
+	return r.startAndFollow(ctx, sm, name, runID, string(input), wait, timeout)
 }
 
-func (r *Runner) startAndFollow(ctx context.Context, stateMachine, name, input string, wait bool, timeout time.Duration) error {
+func (r *Runner) startAndFollow(ctx context.Context, stateMachine, name, runID, input string, wait bool, timeout time.Duration) error {
 	arn, existing, err := r.start(ctx, stateMachine, name, input)
 	if err != nil {
 		return err
@@ -58,7 +59,6 @@ func (r *Runner) startAndFollow(ctx context.Context, stateMachine, name, input s
 			fmt.Fprintf(r.Stderr, "amifleet: note: %s was started with another input; this input is not used\n", name)
 		}
 	} else {
-		runID, _ := pipeline.RunIDFromExecutionName(name)
 		fmt.Fprintf(p, "started %s (run id %s)\n  %s\n", name, runID, arn)
 	}
 

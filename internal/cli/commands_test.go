@@ -226,7 +226,8 @@ func TestTeardown(t *testing.T) {
 			if aws.ToString(s.StateMachineArn) != testTeardownARN || aws.ToString(s.Name) != "teardown-ci-1-20261127T130000Z" || aws.ToString(s.Input) != `{"runId":"ci-1"}` {
 				t.Errorf("StartExecution %s %s %s", aws.ToString(s.StateMachineArn), aws.ToString(s.Name), aws.ToString(s.Input))
 			}
-			if !strings.Contains(stdout.String(), "amifleet watch teardown-ci-1-20261127T130000Z") {
+			if !strings.Contains(stdout.String(), "started teardown-ci-1-20261127T130000Z (run id ci-1)") ||
+				!strings.Contains(stdout.String(), "amifleet watch teardown-ci-1-20261127T130000Z") {
 				t.Errorf("stdout:\n%s", stdout.String())
 			}
 		})

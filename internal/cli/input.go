@@ -43,10 +43,12 @@ type RunPlan struct {
 	Input string
 	// Config is Input as Validate will see it, defaults filled in.
 	Config pipeline.Config
-	// Renamed is set when --name had to be changed to be a valid execution name.
-	Renamed bool
-	Wait    bool
-	Timeout time.Duration
+	// Renamed is set when --name (Requested) had to be changed to be a valid
+	// execution name.
+	Renamed   bool
+	Requested string
+	Wait      bool
+	Timeout   time.Duration
 }
 
 // MaxExecutionNameLength is Step Functions' limit.
@@ -77,7 +79,7 @@ func PrepareRun(opts RunOptions, now time.Time, random io.Reader) (RunPlan, erro
 		}
 	} else {
 		plan.Name = SanitizeExecutionName(opts.Name)
-		plan.Renamed = plan.Name != opts.Name
+		plan.Renamed, plan.Requested = plan.Name != opts.Name, opts.Name
 	}
 	if plan.RunID, err = pipeline.RunIDFromExecutionName(plan.Name); err != nil {
 		return RunPlan{}, exitf(ExitUsage, "--name %q: %v", opts.Name, err)
