@@ -35,7 +35,7 @@ lint: check-tools
 	shellcheck $$(git ls-files '*.sh' .ci/run)
 
 ## test: every test (unit, moto, ASL, CDK, end to end in the local cloud)
-test: lint
+test: lint cdk-test
 	$(GO) test -count=1 ./...
 
 check-tools:
@@ -44,3 +44,39 @@ check-tools:
 
 clean:
 	rm -rf build cdk.out cdk/cdk.out
+
+# ---- CDK: the stack in cdk/ (its own Go module), through the CLI pinned in package.json.
+CDK      := node_modules/.bin/cdk
+# Go's ARCH names the zips' folder; the stack's context names the Lambda architecture.
+CDK_ARCH := $(if $(filter amd64,$(ARCH)),x86_64,arm64)
+# SCHEDULE="cron(0 6 * * ? *)" makes `make deploy` add the schedule (events/scheduled-input.json).
+CDK_CONTEXT := -c arch=$(CDK_ARCH) $(if $(SCHEDULE),-c 'schedule=$(SCHEDULE)')
+# `make deploy APPROVAL=never` skips the CLI's question about IAM changes.
+APPROVAL ?= broadening
+
+.PHONY: synth deploy destroy cdk-test
+
+$(CDK): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## synth: the CloudFormation template and assets under cdk.out/ (Lambdas from build/$(ARCH)/)
+synth: $(ZIPS) $(CDK)
+	$(CDK) synth -q $(CDK_CONTEXT)
+
+## deploy: bootstrap the account of your AWS credentials (once), then deploy the stack — docs/deploy.md
+deploy: $(ZIPS) $(CDK)
+	$(CDK) bootstrap $(CDK_CONTEXT)
+	$(CDK) deploy $(CDK_CONTEXT) --require-approval $(APPROVAL)
+
+## destroy: remove the stack (and, with it, its functions, state machines, roles and logs)
+destroy: $(ZIPS) $(CDK)
+	$(CDK) destroy --force $(CDK_CONTEXT)
+
+## cdk-test: cfn-lint on the synthesized template, then vet and the assertions/cdk-nag tests in cdk/
+# W3005: the CDK makes each function and state machine DependsOn its role as well as
+# the role's policy; the role half is redundant with the Role GetAtt, and harmless.
+cdk-test: synth check-tools
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: pip install cfn-lint"; exit 1; }
+	cfn-lint --ignore-checks W3005 -- cdk.out/AmiFleet.template.json
+	cd cdk && $(GO) vet ./... && staticcheck ./... && $(GO) test -count=1 ./...

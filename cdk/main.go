@@ -1,0 +1,98 @@
+// Command cdk is amifleet's CDK app: it synthesizes the AmiFleet stack (the stage
+// Lambdas, the Pipeline and Teardown state machines, their roles, logs and an
+// optional schedule). cdk.json at the repository root runs it; `make synth`,
+// `make deploy` and `make destroy` drive it through the pinned CDK CLI.
+//
+// Context (-c key=value):
+//
+//	arch      arm64 (default) or x86_64: the Lambdas' architecture; the zips are read
+//	          from build/<goarch>/ (`make build ARCH=arm64|amd64`)
+//	schedule  an EventBridge Scheduler expression, e.g. "cron(0 6 * * ? *)", that
+//	          starts the Pipeline with events/scheduled-input.json; none when unset
+//	local     "true" when deploying into the local cloud (no bootstrap version rule)
+//	buildDir  where the zips are, relative to the repository root (default build/<goarch>)
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// StackName is the CloudFormation stack's name.
+const StackName = "AmiFleet"
+
+// cdk.json builds this program into build/ and runs it from the repository root,
+// where the CLI's relative paths (CDK_OUTDIR, ...) and the zips are; `go run` in
+// cdk/ would write cdk.out inside cdk/. The tests run in cdk/, one level down.
+
+func main() {
+	defer jsii.Close()
+	app := awscdk.NewApp(nil)
+	if _, err := newApp(app, "."); err != nil {
+		fmt.Fprintln(os.Stderr, "amifleet cdk:", err)
+		os.Exit(1)
+	}
+	app.Synth(nil)
+}
+
+// newApp adds the stack to app as the context asks, reading the zips and the
+// scheduled input under root.
+func newApp(app awscdk.App, root string) (*AmiFleetStack, error) {
+	arch := contextString(app, "arch", ArchARM64)
+	local := contextString(app, "local", "false") == "true"
+	schedule := contextString(app, "schedule", "")
+
+	props := &AmiFleetStackProps{
+		StackProps: awscdk.StackProps{
+			Description: jsii.String("amifleet: turns one EC2 instance into a load-balanced fleet (Lambdas + Step Functions)"),
+		},
+		Architecture: arch,
+		BuildDir:     underRoot(root, contextString(app, "buildDir", filepath.Join("build", GoArch(arch)))),
+		Schedule:     schedule,
+	}
+	if local {
+		// The local cloud keeps no SSM parameter with the bootstrap version, and
+		// updates fail on the rule that checks it.
+		props.Synthesizer = awscdk.NewDefaultStackSynthesizer(&awscdk.DefaultStackSynthesizerProps{
+			GenerateBootstrapVersionRule: jsii.Bool(false),
+		})
+	}
+	if schedule != "" {
+		input, err := os.ReadFile(filepath.Join(root, "events", "scheduled-input.json"))
+		if err != nil {
+			return nil, fmt.Errorf("schedule set: %w", err)
+		}
+		props.ScheduledInput = string(input)
+	}
+	for _, f := range requiredZips(props.BuildDir) {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("%s is missing: run `make build ARCH=%s` first", f, GoArch(arch))
+		}
+	}
+	return NewAmiFleetStack(app, StackName, props)
+}
+
+func contextString(app awscdk.App, key, def string) string {
+	v := app.Node().TryGetContext(jsii.String(key))
+	switch s := v.(type) {
+	case string:
+		if s != "" {
+			return s
+		}
+	case bool:
+		return fmt.Sprint(s)
+	}
+	return def
+}
+
+// underRoot resolves a path given relative to the repository root.
+func underRoot(root, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(root, path)
+}

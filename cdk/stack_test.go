@@ -1,0 +1,651 @@
+package main
+
+import (
+	"archive/zip"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+// Every test reads one of two synthesized apps (synth costs seconds each):
+// the default one, and one with every context key set.
+var (
+	defaultContext = map[string]any{}
+	fullContext    = map[string]any{"schedule": "cron(0 6 * * ? *)", "local": "true", "arch": "x86_64"}
+)
+
+type synthesized struct {
+	stack    *AmiFleetStack
+	template assertions.Template
+	json     map[string]any
+	err      error
+}
+
+var (
+	synthMu sync.Mutex
+	synths  = map[string]*synthesized{}
+)
+
+// synth builds the app with ctx once per test binary, with cdk-nag's AwsSolutions
+// checks applied, from placeholder zips in a temporary repository root.
+func synth(t *testing.T, ctx map[string]any) *synthesized {
+	t.Helper()
+	key := fmt.Sprint(ctx)
+	synthMu.Lock()
+	defer synthMu.Unlock()
+	if s, ok := synths[key]; ok {
+		if s.err != nil {
+			t.Fatalf("newApp(%v): %v", ctx, s.err)
+		}
+		return s
+	}
+	s := &synthesized{}
+	synths[key] = s
+	root := fakeRoot(t, GoArch(fmt.Sprint(ctx["arch"])))
+	c := map[string]any{}
+	for k, v := range ctx {
+		c[k] = v
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &c})
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	s.stack, s.err = newApp(app, root)
+	if s.err != nil {
+		t.Fatalf("newApp(%v): %v", ctx, s.err)
+	}
+	s.template = assertions.Template_FromStack(s.stack.Stack, nil)
+	s.json = *s.template.ToJSON()
+	return s
+}
+
+// fakeRoot is a repository root with a placeholder zip per function (synth only
+// hashes them) and the real events/scheduled-input.json.
+func fakeRoot(t *testing.T, goarch string) string {
+	t.Helper()
+	root, err := os.MkdirTemp("", "amifleet-cdk-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not t.TempDir: the synthesized apps outlive the test that made them.
+	build := filepath.Join(root, "build", goarch)
+	if err := os.MkdirAll(build, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range pipeline.Functions {
+		writeZip(t, filepath.Join(build, f.Dir+".zip"), "placeholder bootstrap for "+f.Name)
+	}
+	input, err := os.ReadFile(filepath.Join("..", "events", "scheduled-input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "events"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "events", "scheduled-input.json"), input, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func writeZip(t *testing.T, path, content string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := zip.NewWriter(f)
+	w, err := z.Create("bootstrap")
+	if err == nil {
+		_, err = w.Write([]byte(content))
+	}
+	if err == nil {
+		err = z.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+func TestResourceCounts(t *testing.T) {
+	n := float64(len(pipeline.Functions))
+	tests := []struct {
+		name string
+		ctx  map[string]any
+		want map[string]float64
+	}{
+		{"default", defaultContext, map[string]float64{
+			"AWS::Lambda::Function":            n,
+			"AWS::IAM::Role":                   n + 2, // one per function, one per state machine
+			"AWS::IAM::Policy":                 n + 2,
+			"AWS::Logs::LogGroup":              n + 2,
+			"AWS::StepFunctions::StateMachine": 2,
+			"AWS::Scheduler::Schedule":         0,
+			"AWS::Events::Rule":                0,
+			"AWS::Lambda::Permission":          0,
+		}},
+		{"with schedule", fullContext, map[string]float64{
+			"AWS::Lambda::Function":            n,
+			"AWS::IAM::Role":                   n + 3, // and the schedule's
+			"AWS::IAM::Policy":                 n + 3,
+			"AWS::Logs::LogGroup":              n + 2,
+			"AWS::StepFunctions::StateMachine": 2,
+			"AWS::Scheduler::Schedule":         1,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := synth(t, tt.ctx)
+			for typ, count := range tt.want {
+				got := len(resourcesOfType(s.json, typ))
+				if float64(got) != count {
+					t.Errorf("%s: %d resources, want %v", typ, got, count)
+				}
+			}
+		})
+	}
+}
+
+func TestFunctionsSizedAndObservable(t *testing.T) {
+	want := map[string]struct{ memory, timeout float64 }{
+		"Validate":             {128, 30},
+		"CreateSecurityGroups": {256, 60},
+		"LaunchBase":           {256, 60},
+		"CheckInstances":       {128, 30},
+		"CreateImage":          {256, 60},
+		"CheckImage":           {128, 30},
+		"CreateLoadBalancer":   {256, 120},
+		"CheckLoadBalancer":    {128, 30},
+		"LaunchReplicas":       {256, 120},
+		"RegisterTargets":      {256, 60},
+		"CheckTargets":         {128, 30},
+		"Verify":               {128, 60},
+		"Cleanup":              {256, 120},
+	}
+	for _, tc := range []struct {
+		ctx  map[string]any
+		arch string
+	}{{defaultContext, "arm64"}, {fullContext, "x86_64"}} {
+		s := synth(t, tc.ctx)
+		for _, f := range pipeline.Functions {
+			t.Run(tc.arch+"/"+f.Name, func(t *testing.T) {
+				w, ok := want[f.Name]
+				if !ok {
+					t.Fatalf("no expected sizing for %s: add it to this table", f.Name)
+				}
+				id := logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild())
+				p := props(s.json, id)
+				checks := map[string][2]any{
+					"Runtime":      {p["Runtime"], "provided.al2023"},
+					"Handler":      {p["Handler"], "bootstrap"},
+					"Architecture": {p["Architectures"], []any{tc.arch}},
+					"MemorySize":   {p["MemorySize"], w.memory},
+					"Timeout":      {p["Timeout"], w.timeout},
+					"Tracing":      {p["TracingConfig"], map[string]any{"Mode": "Active"}},
+					"LogFormat":    {dig(p, "LoggingConfig", "LogFormat"), "JSON"},
+				}
+				for name, c := range checks {
+					if !reflect.DeepEqual(c[0], c[1]) {
+						t.Errorf("%s = %v, want %v", name, c[0], c[1])
+					}
+				}
+				// Its own log group, with a retention.
+				lg := dig(p, "LoggingConfig", "LogGroup", "Ref")
+				if lg == nil || typeOf(s.json, fmt.Sprint(lg)) != "AWS::Logs::LogGroup" {
+					t.Fatalf("LoggingConfig.LogGroup = %v, want a Ref to a log group", dig(p, "LoggingConfig"))
+				}
+				if r := props(s.json, fmt.Sprint(lg))["RetentionInDays"]; r != float64(30) {
+					t.Errorf("log group retention = %v days, want 30", r)
+				}
+				if env := p["Environment"]; env != nil {
+					t.Errorf("Environment = %v, want none (stages read only the Lambda's own AWS_REGION)", env)
+				}
+			})
+		}
+	}
+}
+
+// commonActions are in every function's role: its own logs, and X-Ray.
+var commonActions = []string{"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+
+func TestFunctionRolesAllowExactlyTheirActions(t *testing.T) {
+	// Written out by hand from internal/stages: a stage that calls a new action must
+	// be given it in iam.go and listed here.
+	want := map[string][]string{
+		"Validate": {"ec2:DescribeImages", "ec2:DescribeSubnets"},
+		"CreateSecurityGroups": {"ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup", "ec2:CreateTags",
+			"ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"},
+		"LaunchBase": {"ec2:CreateTags", "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:RunInstances",
+			"ssm:GetParameter"},
+		"CheckInstances": {"ec2:DescribeInstances", "ec2:GetConsoleOutput"},
+		"CreateImage":    {"ec2:CreateImage", "ec2:CreateTags", "ec2:DescribeImages", "ec2:DescribeInstances"},
+		"CheckImage":     {"ec2:DescribeImages"},
+		"CreateLoadBalancer": {"elasticloadbalancing:AddTags", "elasticloadbalancing:CreateListener",
+			"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup",
+			"elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancers",
+			"elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroups",
+			"iam:CreateServiceLinkedRole"},
+		"CheckLoadBalancer": {"elasticloadbalancing:DescribeLoadBalancers"},
+		"LaunchReplicas":    {"ec2:CreateTags", "ec2:DescribeInstances", "ec2:RunInstances", "ec2:StartInstances"},
+		"RegisterTargets":   {"elasticloadbalancing:RegisterTargets"},
+		"CheckTargets":      {"elasticloadbalancing:DescribeTargetHealth"},
+		"Verify":            nil,
+		"Cleanup": {"ec2:DeleteSecurityGroup", "ec2:DeleteSnapshot", "ec2:DeregisterImage",
+			"ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeSnapshots",
+			"ec2:TerminateInstances", "elasticloadbalancing:DeleteListener",
+			"elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteTargetGroup",
+			"elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancers",
+			"elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroups"},
+	}
+	s := synth(t, defaultContext)
+	roles := map[string]string{} // role logical id -> function
+	for _, f := range pipeline.Functions {
+		t.Run(f.Name, func(t *testing.T) {
+			expected, ok := want[f.Name]
+			if !ok {
+				t.Fatalf("no expected actions for %s: add them to this table", f.Name)
+			}
+			fn := props(s.json, logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild()))
+			role := fmt.Sprint(dig(fn, "Role", "Fn::GetAtt").([]any)[0])
+			if other, dup := roles[role]; dup {
+				t.Fatalf("role %s shared with %s", role, other)
+			}
+			roles[role] = f.Name
+			if mp := props(s.json, role)["ManagedPolicyArns"]; mp != nil {
+				t.Errorf("managed policies %v, want none", mp)
+			}
+			statements := roleStatements(s.json, role)
+			got := actionsOf(statements)
+			wantAll := append(append([]string{}, commonActions...), expected...)
+			sort.Strings(wantAll)
+			if !slices.Equal(got, wantAll) {
+				t.Errorf("actions\n got %v\nwant %v", got, wantAll)
+			}
+			checkScoped(t, statements)
+		})
+	}
+}
+
+// checkScoped asserts the least-privilege rules every stage role follows: no action
+// wildcard; "*" resources only for calls that support no resource-level permissions;
+// creates need the run tag in the request, changes and deletes on a tagged resource.
+func checkScoped(t *testing.T, statements []map[string]any) {
+	t.Helper()
+	for _, st := range statements {
+		if st["Effect"] != "Allow" {
+			t.Errorf("statement %v: want only Allow", st)
+		}
+		actions := strList(st["Action"])
+		resources := st["Resource"]
+		for _, a := range actions {
+			if strings.Contains(a, "*") {
+				t.Errorf("action %q has a wildcard", a)
+			}
+			verb := a[strings.Index(a, ":")+1:]
+			if reflect.DeepEqual(resources, "*") || slices.Contains(anyList(resources), any("*")) {
+				if !strings.HasPrefix(verb, "Describe") && !strings.HasPrefix(a, "xray:") {
+					t.Errorf("action %q on Resource *", a)
+				}
+			}
+			mutating := strings.HasPrefix(verb, "Create") || strings.HasPrefix(verb, "Delete") ||
+				strings.HasPrefix(verb, "Terminate") || strings.HasPrefix(verb, "Deregister") ||
+				strings.HasPrefix(verb, "Start") || strings.HasPrefix(verb, "Authorize") ||
+				strings.HasPrefix(verb, "Register") || verb == "AddTags" || verb == "GetConsoleOutput"
+			if !mutating || strings.HasPrefix(a, "logs:") {
+				continue
+			}
+			cond, _ := json.Marshal(st["Condition"])
+			if st["Condition"] == nil && !referencesOnly(resources) {
+				t.Errorf("%s without a condition on %v", a, resources)
+			}
+			if strings.HasPrefix(verb, "Delete") || strings.HasPrefix(verb, "Terminate") || strings.HasPrefix(verb, "Deregister") {
+				if !strings.Contains(string(cond), "aws:ResourceTag/amifleet:run-id") {
+					t.Errorf("%s: condition %s, want the resource's run tag", a, cond)
+				}
+			}
+		}
+	}
+}
+
+// referencesOnly is true for statements that allow a create to reference the user's
+// resources (subnet, VPC, key pair, base image, network interface), which carry no tags.
+func referencesOnly(resources any) bool {
+	b, _ := json.Marshal(resources)
+	s := string(b)
+	for _, r := range []string{"subnet/*", "vpc/*", "key-pair/*", "network-interface/*", "image/*", "service-role/elasticloadbalancing"} {
+		s = strings.ReplaceAll(s, r, "")
+	}
+	return !strings.Contains(s, "/*")
+}
+
+func TestStateMachines(t *testing.T) {
+	s := synth(t, defaultContext)
+	arnOf := map[string]string{} // function logical id -> name
+	for _, f := range pipeline.Functions {
+		arnOf[logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild())] = f.Name
+	}
+	teardownID := logicalID(t, s, s.stack.Teardown.Node().DefaultChild())
+	all := make([]string, 0, len(pipeline.Functions))
+	for _, f := range pipeline.Functions {
+		all = append(all, f.Name)
+	}
+	tests := []struct {
+		name         string
+		id           string
+		invokes      []string
+		startsOthers []string
+	}{
+		{"Pipeline", logicalID(t, s, s.stack.Pipeline.Node().DefaultChild()), all, []string{teardownID}},
+		{"Teardown", teardownID, []string{"Cleanup"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := props(s.json, tt.id)
+			if p["DefinitionSubstitutions"] != nil {
+				t.Errorf("DefinitionSubstitutions = %v, want the ARNs rendered into the definition", p["DefinitionSubstitutions"])
+			}
+			literal, refs := joinParts(t, p["DefinitionString"])
+			if strings.Contains(literal, "${") {
+				i := strings.Index(literal, "${")
+				t.Errorf("unresolved placeholder in definition: %q", literal[i:min(len(literal), i+60)])
+			}
+			var referenced []string
+			for _, r := range refs {
+				if name, ok := arnOf[r]; ok {
+					referenced = append(referenced, name)
+				}
+			}
+			sort.Strings(referenced)
+			referenced = slices.Compact(referenced)
+			wantInvokes := slices.Clone(tt.invokes)
+			sort.Strings(wantInvokes)
+			if !slices.Equal(referenced, wantInvokes) {
+				t.Errorf("definition references functions %v, want %v", referenced, wantInvokes)
+			}
+			if tt.startsOthers != nil && !slices.Contains(refs, teardownID) {
+				t.Errorf("definition does not reference the Teardown state machine")
+			}
+			if lvl := dig(p, "LoggingConfiguration", "Level"); lvl != "ALL" {
+				t.Errorf("logging level %v, want ALL", lvl)
+			}
+			if d := dig(p, "LoggingConfiguration", "IncludeExecutionData"); d != false {
+				t.Errorf("IncludeExecutionData = %v, want false", d)
+			}
+			if tr := dig(p, "TracingConfiguration", "Enabled"); tr != true {
+				t.Errorf("tracing = %v, want enabled", tr)
+			}
+
+			role := fmt.Sprint(dig(p, "RoleArn", "Fn::GetAtt").([]any)[0])
+			var invoke, start []string
+			for _, st := range roleStatements(s.json, role) {
+				for _, a := range strList(st["Action"]) {
+					switch {
+					case a == "lambda:InvokeFunction":
+						for _, r := range anyList(st["Resource"]) {
+							invoke = append(invoke, arnOf[getAttOf(t, r)])
+						}
+					case a == "states:StartExecution":
+						for _, r := range anyList(st["Resource"]) {
+							start = append(start, refOf(t, r))
+						}
+					case strings.HasPrefix(a, "lambda:") || strings.HasPrefix(a, "states:"):
+						t.Errorf("unexpected action %s", a)
+					}
+				}
+			}
+			sort.Strings(invoke)
+			if !slices.Equal(invoke, wantInvokes) {
+				t.Errorf("may invoke %v, want %v", invoke, wantInvokes)
+			}
+			if !slices.Equal(start, tt.startsOthers) {
+				t.Errorf("may start %v, want %v", start, tt.startsOthers)
+			}
+		})
+	}
+}
+
+func TestScheduleOnlyWhenContextSetsIt(t *testing.T) {
+	if got := resourcesOfType(synth(t, defaultContext).json, "AWS::Scheduler::Schedule"); len(got) != 0 {
+		t.Fatalf("schedules without the schedule context: %v", got)
+	}
+	s := synth(t, fullContext)
+	schedules := resourcesOfType(s.json, "AWS::Scheduler::Schedule")
+	if len(schedules) != 1 {
+		t.Fatalf("%d schedules, want 1", len(schedules))
+	}
+	p := props(s.json, schedules[0])
+	if p["ScheduleExpression"] != "cron(0 6 * * ? *)" {
+		t.Errorf("ScheduleExpression = %v", p["ScheduleExpression"])
+	}
+	pipelineID := logicalID(t, s, s.stack.Pipeline.Node().DefaultChild())
+	if got := refOf(t, dig(p, "Target", "Arn")); got != pipelineID {
+		t.Errorf("target %v, want the Pipeline %s", got, pipelineID)
+	}
+	want, err := os.ReadFile(filepath.Join("..", "events", "scheduled-input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dig(p, "Target", "Input"); got != string(want) {
+		t.Errorf("input %v, want events/scheduled-input.json", got)
+	}
+	doc, err := pipeline.ParseConfig(want)
+	if err != nil {
+		t.Fatalf("events/scheduled-input.json is not valid input: %v", err)
+	}
+	if doc.TeardownAfterMinutes <= 0 {
+		t.Errorf("events/scheduled-input.json: teardownAfterMinutes = %d, want a time to live so scheduled fleets expire", doc.TeardownAfterMinutes)
+	}
+	role := fmt.Sprint(dig(p, "Target", "RoleArn", "Fn::GetAtt").([]any)[0])
+	var allowed []string
+	for _, st := range roleStatements(s.json, role) {
+		for _, a := range strList(st["Action"]) {
+			for _, r := range anyList(st["Resource"]) {
+				allowed = append(allowed, a+" "+refOf(t, r))
+			}
+		}
+	}
+	if w := []string{"states:StartExecution " + pipelineID}; !slices.Equal(allowed, w) {
+		t.Errorf("schedule role allows %v, want %v", allowed, w)
+	}
+}
+
+func TestOutputsAndSynthesizer(t *testing.T) {
+	for _, tc := range []struct {
+		ctx                  map[string]any
+		bootstrapVersionRule bool
+	}{{defaultContext, true}, {fullContext, false}} {
+		s := synth(t, tc.ctx)
+		outputs, _ := s.json["Outputs"].(map[string]any)
+		for _, name := range []string{"PipelineStateMachineArn", "TeardownStateMachineArn", "CleanupFunctionName"} {
+			if _, ok := outputs[name]; !ok {
+				t.Errorf("%v: no output %s", tc.ctx, name)
+			}
+		}
+		_, hasRule := dig(s.json, "Rules", "CheckBootstrapVersion").(map[string]any)
+		if hasRule != tc.bootstrapVersionRule {
+			t.Errorf("%v: CheckBootstrapVersion rule present = %v, want %v", tc.ctx, hasRule, tc.bootstrapVersionRule)
+		}
+	}
+}
+
+func TestCdkNagAwsSolutionsClean(t *testing.T) {
+	for _, ctx := range []map[string]any{defaultContext, fullContext} {
+		s := synth(t, ctx)
+		a := assertions.Annotations_FromStack(s.stack.Stack)
+		nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
+		errs, warns := *a.FindError(jsii.String("*"), nag), *a.FindWarning(jsii.String("*"), nag)
+		for _, m := range append(errs, warns...) {
+			// Printed whole: the message type is deprecated in the Go bindings.
+			b, _ := json.Marshal(m)
+			t.Errorf("%v: cdk-nag: %s", ctx, b)
+		}
+	}
+}
+
+func TestMissingZipsAreReported(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	_, err := newApp(app, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "make build ARCH=arm64") {
+		t.Fatalf("newApp without zips: %v, want a hint to run make build", err)
+	}
+}
+
+// ---- template helpers ----
+
+func resourcesOfType(tmpl map[string]any, typ string) []string {
+	var ids []string
+	for id, r := range tmpl["Resources"].(map[string]any) {
+		if r.(map[string]any)["Type"] == typ {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func typeOf(tmpl map[string]any, id string) string {
+	r, _ := tmpl["Resources"].(map[string]any)[id].(map[string]any)
+	t, _ := r["Type"].(string)
+	return t
+}
+
+func props(tmpl map[string]any, id string) map[string]any {
+	r, _ := tmpl["Resources"].(map[string]any)[id].(map[string]any)
+	p, _ := r["Properties"].(map[string]any)
+	return p
+}
+
+func logicalID(t *testing.T, s *synthesized, c any) string {
+	t.Helper()
+	el, ok := c.(awscdk.CfnElement)
+	if !ok {
+		t.Fatalf("%T is not a CloudFormation element", c)
+	}
+	return *s.stack.GetLogicalId(el)
+}
+
+func dig(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func anyList(v any) []any {
+	if v == nil {
+		return nil
+	}
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	return []any{v}
+}
+
+func strList(v any) []string {
+	var out []string
+	for _, x := range anyList(v) {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}
+
+// roleStatements are the statements of every policy attached to role.
+func roleStatements(tmpl map[string]any, role string) []map[string]any {
+	var out []map[string]any
+	add := func(doc any) {
+		for _, st := range anyList(dig(doc, "Statement")) {
+			out = append(out, st.(map[string]any))
+		}
+	}
+	for _, inline := range anyList(props(tmpl, role)["Policies"]) {
+		add(dig(inline, "PolicyDocument"))
+	}
+	for _, id := range resourcesOfType(tmpl, "AWS::IAM::Policy") {
+		p := props(tmpl, id)
+		for _, r := range anyList(p["Roles"]) {
+			if dig(r, "Ref") == role {
+				add(p["PolicyDocument"])
+			}
+		}
+	}
+	return out
+}
+
+func actionsOf(statements []map[string]any) []string {
+	var actions []string
+	for _, st := range statements {
+		actions = append(actions, strList(st["Action"])...)
+	}
+	sort.Strings(actions)
+	return slices.Compact(actions)
+}
+
+// joinParts splits a definition into its literal text and the logical ids that its
+// Fn::Join references (Ref and Fn::GetAtt).
+func joinParts(t *testing.T, v any) (literal string, refs []string) {
+	t.Helper()
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	join, ok := dig(v, "Fn::Join").([]any)
+	if !ok || len(join) != 2 {
+		t.Fatalf("definition is %v, want a string or Fn::Join", v)
+	}
+	var b strings.Builder
+	for _, part := range join[1].([]any) {
+		switch p := part.(type) {
+		case string:
+			b.WriteString(p)
+		case map[string]any:
+			if r, ok := p["Ref"]; ok {
+				refs = append(refs, fmt.Sprint(r))
+			} else if g, ok := p["Fn::GetAtt"].([]any); ok {
+				refs = append(refs, fmt.Sprint(g[0]))
+			}
+			b.WriteString("<token>")
+		}
+	}
+	return b.String(), refs
+}
+
+func getAttOf(t *testing.T, v any) string {
+	t.Helper()
+	g, ok := dig(v, "Fn::GetAtt").([]any)
+	if !ok {
+		t.Fatalf("%v is not a Fn::GetAtt", v)
+	}
+	return fmt.Sprint(g[0])
+}
+
+func refOf(t *testing.T, v any) string {
+	t.Helper()
+	r, ok := dig(v, "Ref").(string)
+	if !ok {
+		t.Fatalf("%v is not a Ref", v)
+	}
+	return r
+}
