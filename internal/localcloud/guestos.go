@@ -1,0 +1,129 @@
+package localcloud
+
+// The guest OS stand-in. moto runs no guest OS: an instance launched with amifleet's
+// user data would stay "running" for ever, where on AWS its script installs httpd and
+// powers the instance off. So when a RunInstances call through the gateway carries
+// that user data, the gateway stops the launched instances after a short delay, as
+// the script's poweroff would. Other launches (the replicas, anything else) are left
+// alone. FailGuestOS makes the next launches "fail" (never stop), as a broken script
+// would, so that the pipeline's bounded wait can be tested.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amifleet/amifleet/internal/userdata"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// UserDataMarker is a line the guest OS stand-in recognises amifleet's user data by.
+// The rendered user data does not carry it yet, so the page writer's install path
+// (userdata.PageWriterPath), which every rendering contains, is recognised too.
+const UserDataMarker = "# amifleet-user-data"
+
+// guestOS is the stand-in's state; the zero value with a delay is ready.
+type guestOS struct {
+	delay    time.Duration
+	mu       sync.Mutex
+	failNext int
+}
+
+type guestWatchKey struct{}
+
+// isAmifleetUserData reports whether a RunInstances UserData parameter (base64, of a
+// script that may itself be gzipped, as cloud-init allows) is amifleet's.
+func isAmifleetUserData(param string) bool {
+	if param == "" {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(param)
+	if err != nil {
+		return false
+	}
+	if len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+		if zr, err := gzip.NewReader(bytes.NewReader(raw)); err == nil {
+			if b, err := io.ReadAll(io.LimitReader(zr, 1<<20)); err == nil {
+				raw = b
+			}
+		}
+	}
+	s := string(raw)
+	return strings.Contains(s, UserDataMarker) || strings.Contains(s, userdata.PageWriterPath)
+}
+
+// FailGuestOS makes the next n launches with amifleet's user data never stop, as if
+// their script had failed; n <= 0 cancels.
+func (g *Gateway) FailGuestOS(n int) {
+	g.guest.mu.Lock()
+	defer g.guest.mu.Unlock()
+	g.guest.failNext = max(n, 0)
+}
+
+// runInstancesResponse is the part of EC2's RunInstances answer the stand-in reads.
+type runInstancesResponse struct {
+	Instances []struct {
+		InstanceID string `xml:"instanceId"`
+	} `xml:"instancesSet>item"`
+}
+
+// guestLaunched is called with the answer to a RunInstances that carried amifleet's
+// user data: after the delay, it stops the instances (through moto directly: the
+// stop is the guest's doing, not an API call anyone made, so it is not counted).
+func (g *Gateway) guestLaunched(region string, body []byte) {
+	if len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b {
+		if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
+			if b, err := io.ReadAll(zr); err == nil {
+				body = b
+			}
+		}
+	}
+	var resp runInstancesResponse
+	if err := xml.Unmarshal(body, &resp); err != nil {
+		g.log.Error("guest OS: unreadable RunInstances answer", "error", err.Error())
+		return
+	}
+	ids := make([]string, 0, len(resp.Instances))
+	for _, in := range resp.Instances {
+		if in.InstanceID != "" {
+			ids = append(ids, in.InstanceID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	g.guest.mu.Lock()
+	fail := g.guest.failNext > 0
+	if fail {
+		g.guest.failNext--
+	}
+	g.guest.mu.Unlock()
+	if fail {
+		g.log.Info("guest OS: user data script fails, instances keep running", "instances", ids)
+		return
+	}
+	g.log.Info("guest OS: user data running, will power off", "instances", ids, "after", g.guest.delay.String())
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		select {
+		case <-time.After(g.guest.delay):
+		case <-g.ctx.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
+		defer cancel()
+		_, err := g.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}, func(o *ec2.Options) { o.Region = region })
+		if err != nil {
+			g.log.Error("guest OS: poweroff failed", "instances", ids, "error", err.Error())
+			return
+		}
+		g.log.Info("guest OS: powered off", "instances", ids)
+	}()
+}
