@@ -213,9 +213,11 @@ func (r *Runner) resolve(ctx context.Context, execution string) (string, error) 
 		}
 		return execution, nil
 	}
-	if execution == "" || SanitizeExecutionName(execution) != execution {
-		return "", exitf(ExitUsage, "%q is not an execution name or ARN", execution)
+	if execution == "" {
+		return "", exitf(ExitUsage, "no execution name or ARN")
 	}
+	// Sanitised as `run --name` does, so the name given to run finds its execution.
+	execution = SanitizeExecutionName(execution)
 	machine := r.Machines.Pipeline
 	if strings.HasPrefix(execution, "teardown-") {
 		machine = r.Machines.Teardown

@@ -243,7 +243,7 @@ func TestResolve(t *testing.T) {
 		{"teardown-ci-1-20261127T130000Z", executionARN(testTeardownARN, "teardown-ci-1-20261127T130000Z"), ExitOK},
 		{"arn:aws:states:eu-west-1:1:execution:Other:x", "arn:aws:states:eu-west-1:1:execution:Other:x", ExitOK},
 		{"arn:aws:states:eu-west-1:1:stateMachine:Other", "", ExitUsage},
-		{"has space", "", ExitUsage},
+		{"octo/web-abc-1", executionARN(testPipelineARN, "octo-web-abc-1"), ExitOK},
 		{"", "", ExitUsage},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+)
+
+// The ready inputs under events/ pass the validation that `amifleet run` and the
+// pipeline's Validate stage apply, and say what each way in needs.
+func TestEventInputs(t *testing.T) {
+	tests := []struct {
+		file  string
+		check func(t *testing.T, c pipeline.Config)
+	}{
+		{"console-input.json", func(t *testing.T, c pipeline.Config) {
+			if c.Tags["trigger"] != "console" {
+				t.Errorf("tags %v", c.Tags)
+			}
+		}},
+		{"ci-input.json", func(t *testing.T, c pipeline.Config) {
+			// A CI fleet that its teardown step never reached must not stay up.
+			if c.TeardownAfterMinutes == 0 || c.Tags["trigger"] != "ci" {
+				t.Errorf("teardownAfterMinutes %d, tags %v", c.TeardownAfterMinutes, c.Tags)
+			}
+		}},
+		{"local-input.json", func(t *testing.T, c pipeline.Config) {
+			if !c.Verify.Skip || c.Verify.SkipReason != "the local cloud has no data plane" {
+				t.Errorf("verify %+v: the local cloud has no data plane to verify", c.Verify)
+			}
+			if c.Poll.IntervalSeconds != 1 {
+				t.Errorf("poll.intervalSeconds %d, want 1", c.Poll.IntervalSeconds)
+			}
+			// The local cloud's stand-in guest OS powers the base off after 2 s, and
+			// every emulated resource is ready at once or on the next poll: each
+			// wait gets at least 10 polls of room, and the whole run stays short.
+			m := c.Poll.MaxPolls
+			for name, n := range map[string]int{"baseStopped": m.BaseStopped, "image": m.Image, "loadBalancer": m.LoadBalancer,
+				"instancesRunning": m.InstancesRunning, "targetsHealthy": m.TargetsHealthy, "cleanup": m.Cleanup} {
+				if n < 10 || n > 60 {
+					t.Errorf("poll.maxPolls.%s %d: want 10..60", name, n)
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "..", "events", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := PrepareRun(RunOptions{Input: raw, InputName: tt.file}, time.Now(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, plan.Config)
+		})
+	}
+}
