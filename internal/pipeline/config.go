@@ -1,9 +1,10 @@
 package pipeline
 
 // Config is the pipeline's input, as a user writes it (console, schedule, CI), and,
-// once Validate has run, with every default filled in. Zero values in a user's input
-// mean "use the default" except where a field is a pointer, whose nil means unset.
-// DefaultConfig and Validate (validate.go) are the single place defaults and rules live.
+// once Validate has run, with every default filled in. A field left out (or null)
+// takes its default; a field given is checked as given, so "replicaCount": 0 is
+// refused rather than replaced. DefaultConfig (defaults.go) and ParseConfig and
+// Validate (validate.go) are the single place defaults and rules live.
 type Config struct {
 	// InstanceType is the EC2 instance type of every instance, family.size.
 	InstanceType string `json:"instanceType,omitempty"`
