@@ -195,11 +195,13 @@ func (h *history) exited(name string, at time.Time, output string) string {
 		delete(h.pending, name)
 		return "failed: " + describeFailure(f.err, f.cause)
 	}
-	// The pipeline's Catch rules write the error at $.errors.<StateName>.
-	if c, ok := caughtError(output, name); ok {
-		if _, before := caughtError(h.input[name], name); !before {
-			return "failed: " + describeFailure(c.Error, c.Cause)
+	// The pipeline's Catch rules write the error at $.errors.<StateName>, and a
+	// wait's timed-out Pass state at $.errors.<WaitName>.
+	if key, c, ok := newError(h.input[name], output); ok {
+		if key != name {
+			return "failed: " + key + ": " + describeFailure(c.Error, c.Cause)
 		}
+		return "failed: " + describeFailure(c.Error, c.Cause)
 	}
 	if p := pollAnswer(h.input[name], output); p != "" {
 		return p + took
@@ -259,15 +261,27 @@ func taskFailure(e types.HistoryEvent) failure {
 	return f
 }
 
-func caughtError(document, state string) (pipeline.CaughtError, bool) {
-	var doc struct {
+// newError finds the error that a state added to the document's $.errors.
+func newError(input, output string) (string, pipeline.CaughtError, bool) {
+	type errorsOnly struct {
 		Errors map[string]pipeline.CaughtError `json:"errors"`
 	}
-	if document == "" || json.Unmarshal([]byte(document), &doc) != nil {
-		return pipeline.CaughtError{}, false
+	var in, out errorsOnly
+	if output == "" || json.Unmarshal([]byte(output), &out) != nil || len(out.Errors) == 0 {
+		return "", pipeline.CaughtError{}, false
 	}
-	c, ok := doc.Errors[state]
-	return c, ok
+	_ = json.Unmarshal([]byte(input), &in) // no input: every error is new
+	keys := make([]string, 0, len(out.Errors))
+	for k := range out.Errors {
+		if _, had := in.Errors[k]; !had {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return "", pipeline.CaughtError{}, false
+	}
+	sort.Strings(keys)
+	return keys[0], out.Errors[keys[0]], true
 }
 
 // pollAnswer describes what a check state changed in the document's polls: "image:

@@ -117,6 +117,18 @@ func TestHistoryLines(t *testing.T) {
 			},
 		},
 		{
+			name: "a wait ran out of polls: the Pass state that records it failed",
+			events: []ev{
+				{typ: types.HistoryEventTypePassStateEntered, name: "BaseStoppedTimedOut", doc: `{"errors":{"Old":{"Error":"x"}}}`},
+				{typ: types.HistoryEventTypePassStateExited, name: "BaseStoppedTimedOut",
+					doc: `{"errors":{"Old":{"Error":"x"},"WaitBaseStopped":{"Error":"WaitTimedOutError","Cause":"wait \"baseStopped\" not done after 30 polls, last check: {}"}}}`},
+			},
+			want: []string{
+				"12:00:00 BaseStoppedTimedOut started",
+				`12:00:01 BaseStoppedTimedOut failed: WaitBaseStopped: WaitTimedOutError: wait "baseStopped" not done after 30 polls, last check: {}`,
+			},
+		},
+		{
 			name: "a check's polls: started once, then each answer",
 			events: []ev{
 				{typ: entered, name: "CheckImage", doc: `{"config":{"poll":{"maxPolls":{"image":120}}}}`},
