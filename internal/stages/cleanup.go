@@ -1,0 +1,224 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+)
+
+// Cleanup poll states.
+const (
+	cleanupDeleting = "deleting"
+	cleanupDeleted  = "deleted"
+)
+
+// Bounds of what Cleanup writes into the document, which Step Functions caps at
+// 256 KB and a Fail state's cause at 32 KB.
+const (
+	maxFailureMessage = 8 << 10
+	maxCleanupReason  = 1000
+)
+
+// stageCleanup is the name Cleanup's errors carry.
+const stageCleanup = "Cleanup"
+
+// Cleanup deletes everything the run created, found by its run tag, in reverse
+// pipeline order: listeners, load balancer and target group; replicas; the AMI and
+// its snapshots; the base instance; and, once nothing that uses them remains, the
+// security groups. It never waits: the state machine calls it in a Wait loop until
+// polls.cleanup.ready. It also turns the errors that the Catch rules recorded
+// (doc.errors) into doc.error, which the final Fail state reports.
+//
+// It runs both at the end of a failed Pipeline and alone in Teardown, whose input
+// is only {runId}: a document without config gets the defaults, so that the
+// Teardown's Wait and Choice have an interval and a bound to read.
+func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
+	// The run id selects what is deleted: anything but a well-formed one (an empty
+	// id above all) must never reach a tag filter.
+	if err := refuseBadRunID(doc.RunID); err != nil {
+		return doc, err
+	}
+	if doc.Config.Poll.IntervalSeconds == 0 {
+		doc.Config = pipeline.DefaultConfig()
+	}
+	if doc.Error == nil && len(doc.Errors) > 0 {
+		doc.Error = normaliseErrors(doc.Errors)
+	}
+
+	undos := []struct {
+		what string
+		undo func(context.Context, string) ([]string, error)
+	}{
+		{"load balancer", s.undoLoadBalancer},
+		{"replicas", s.undoReplicas},
+		{"image", s.undoImage},
+		{"base instance", s.undoBase},
+	}
+	var (
+		remaining []string
+		errs      []error
+	)
+	for _, u := range undos {
+		left, err := u.undo(ctx, doc.RunID)
+		remaining = append(remaining, left...)
+		if err != nil {
+			// The other undos still run: whatever they can delete now is less to
+			// wait for on the next poll.
+			errs = append(errs, fmt.Errorf("%s: %w", u.what, err))
+		}
+	}
+	// Security groups are deleted last: an instance, a load balancer or the other
+	// group's rule that still uses one answers DependencyViolation.
+	if len(remaining) == 0 && len(errs) == 0 {
+		left, err := s.undoSecurityGroups(ctx, doc.RunID)
+		remaining = append(remaining, left...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("security groups: %w", err))
+		}
+	}
+
+	poll := &pipeline.PollResult{
+		Ready:    len(remaining) == 0 && len(errs) == 0,
+		State:    cleanupDeleting,
+		Reason:   cleanupReason(remaining),
+		Attempts: previousAttempts(doc.Polls) + 1,
+	}
+	if poll.Ready {
+		poll.State = cleanupDeleted
+	}
+	if doc.Polls == nil {
+		doc.Polls = &pipeline.Polls{}
+	}
+	doc.Polls.Cleanup = poll
+	Log(ctx).Info("cleanup poll", "ready", poll.Ready, "remaining", len(remaining), "attempts", poll.Attempts, "errors", len(errs))
+
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		if anyRetryable(errs) {
+			return doc, &pipeline.RetryableError{Stage: stageCleanup, Err: err}
+		}
+		return doc, &pipeline.StageError{Stage: stageCleanup, Err: err}
+	}
+	return doc, nil
+}
+
+// refuseBadRunID accepts only a run id that RunIDFromExecutionName could have made.
+func refuseBadRunID(runID string) error {
+	id, err := pipeline.RunIDFromExecutionName(runID)
+	if err != nil || id != runID {
+		return &pipeline.BadInputError{Field: "runId", Message: fmt.Sprintf(
+			"%q is not a run id (lowercase letters, digits and single dashes, at most %d characters)",
+			runID, pipeline.MaxRunIDLength)}
+	}
+	return nil
+}
+
+func previousAttempts(p *pipeline.Polls) int {
+	if p == nil || p.Cleanup == nil {
+		return 0
+	}
+	return p.Cleanup.Attempts
+}
+
+func anyRetryable(errs []error) bool {
+	for _, err := range errs {
+		var retry *pipeline.RetryableError
+		if errors.As(err, &retry) || IsRetryable(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanupReason lists what is still being deleted, within maxCleanupReason.
+func cleanupReason(remaining []string) string {
+	if len(remaining) == 0 {
+		return "nothing with the run tag remains"
+	}
+	var b strings.Builder
+	b.WriteString("waiting for: ")
+	for i, r := range remaining {
+		sep := ""
+		if i > 0 {
+			sep = "; "
+		}
+		more := fmt.Sprintf("; and %d more", len(remaining)-i)
+		if b.Len()+len(sep)+len(r)+len(more) > maxCleanupReason && i > 0 {
+			b.WriteString(more)
+			break
+		}
+		b.WriteString(sep + r)
+	}
+	return truncateUTF8(b.String(), maxCleanupReason)
+}
+
+// normaliseErrors turns what the Catch rules recorded, one entry per failed state,
+// into the run's one failure. A Parallel branch reports its own doc.errors as the
+// cause of a "BranchFailed" error, which is unwrapped to the state that really
+// failed. When several states failed (rare: both branches of the Parallel), the
+// choice is stable: the first by name, Cleanup's own entry last.
+func normaliseErrors(errs map[string]pipeline.CaughtError) *pipeline.Failure {
+	stage, caught := firstCaught(errs)
+	for depth := 0; caught.Error == branchFailed && depth < 4; depth++ {
+		var inner map[string]pipeline.CaughtError
+		if json.Unmarshal([]byte(caught.Cause), &inner) != nil || len(inner) == 0 {
+			break // not what a branch's Fail state writes: report it as it is
+		}
+		stage, caught = firstCaught(inner)
+	}
+	f := &pipeline.Failure{Stage: stage, Type: caught.Error, Message: causeMessage(caught.Cause)}
+	if f.Type == "" {
+		f.Type = "UnknownError"
+	}
+	// A stage's own errors start with its name, which Stage already says.
+	f.Message = truncateUTF8(strings.TrimPrefix(f.Message, stage+": "), maxFailureMessage)
+	f.Cause = fmt.Sprintf("%s failed: %s: %s", f.Stage, f.Type, f.Message)
+	return f
+}
+
+// branchFailed is the Error of the Fail state that ends a failed Parallel branch,
+// with the branch's doc.errors as its cause.
+const branchFailed = "BranchFailed"
+
+func firstCaught(errs map[string]pipeline.CaughtError) (string, pipeline.CaughtError) {
+	names := make([]string, 0, len(errs))
+	for name := range errs {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if (names[i] == stageCleanup) != (names[j] == stageCleanup) {
+			return names[j] == stageCleanup
+		}
+		return names[i] < names[j]
+	})
+	return names[0], errs[names[0]]
+}
+
+// causeMessage is the message in a Catch's cause: a Lambda error's cause is JSON
+// {"errorType","errorMessage",...}; a Pass state's or the service's is plain text.
+func causeMessage(cause string) string {
+	var lambdaErr struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal([]byte(cause), &lambdaErr) == nil && (lambdaErr.ErrorMessage != "" || lambdaErr.ErrorType != "") {
+		return lambdaErr.ErrorMessage
+	}
+	return cause
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n] + "…"
+}
