@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -26,12 +27,12 @@ func (s *Stages) CreateSecurityGroups(ctx context.Context, doc pipeline.Document
 	if err != nil {
 		return doc, err
 	}
-	albSG, err := s.ensureSecurityGroup(ctx, doc, net.VPCID, pipeline.RoleALBSecurityGroup,
+	albSG, albHas, err := s.ensureSecurityGroup(ctx, doc, net.VPCID, pipeline.RoleALBSecurityGroup,
 		"amifleet run "+doc.RunID+": HTTP from the allowed CIDRs to the load balancer")
 	if err != nil {
 		return doc, err
 	}
-	instanceSG, err := s.ensureSecurityGroup(ctx, doc, net.VPCID, pipeline.RoleInstanceSecurityGroup,
+	instanceSG, instanceHas, err := s.ensureSecurityGroup(ctx, doc, net.VPCID, pipeline.RoleInstanceSecurityGroup,
 		"amifleet run "+doc.RunID+": HTTP from the load balancer to the instances")
 	if err != nil {
 		return doc, err
@@ -41,7 +42,7 @@ func (s *Stages) CreateSecurityGroups(ctx context.Context, doc pipeline.Document
 	if err != nil {
 		return doc, &pipeline.BadInputError{Field: "httpCidrs", Message: err.Error()}
 	}
-	if err := s.authorize(ctx, albSG, albRules); err != nil {
+	if err := s.authorize(ctx, albSG, albHas, albRules); err != nil {
 		return doc, err
 	}
 	instanceRules := []ec2types.IpPermission{{
@@ -54,7 +55,7 @@ func (s *Stages) CreateSecurityGroups(ctx context.Context, doc pipeline.Document
 	if err != nil {
 		return doc, &pipeline.BadInputError{Field: "sshCidrs", Message: err.Error()}
 	}
-	if err := s.authorize(ctx, instanceSG, append(instanceRules, sshRules...)); err != nil {
+	if err := s.authorize(ctx, instanceSG, instanceHas, append(instanceRules, sshRules...)); err != nil {
 		return doc, err
 	}
 
@@ -141,16 +142,17 @@ func (s *Stages) resolveNetwork(ctx context.Context, subnetIDs []string) (*pipel
 	return net, nil
 }
 
-// ensureSecurityGroup reuses the run's group of role, or creates it.
-func (s *Stages) ensureSecurityGroup(ctx context.Context, doc pipeline.Document, vpcID, role, description string) (string, error) {
+// ensureSecurityGroup reuses the run's group of role, or creates it, and answers
+// its id and the ingress rules it has already.
+func (s *Stages) ensureSecurityGroup(ctx context.Context, doc pipeline.Document, vpcID, role, description string) (string, []ec2types.IpPermission, error) {
 	found, err := s.findSecurityGroups(ctx, doc.RunID, role)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	for _, g := range found {
 		if aws.ToString(g.VpcId) == vpcID {
 			Log(ctx).Info("reusing security group", "role", role, "groupId", aws.ToString(g.GroupId))
-			return aws.ToString(g.GroupId), nil
+			return aws.ToString(g.GroupId), g.IpPermissions, nil
 		}
 	}
 	name := pipeline.ResourceName(doc.RunID, role)
@@ -166,29 +168,29 @@ func (s *Stages) ensureSecurityGroup(ctx context.Context, doc pipeline.Document,
 		return s.adoptSecurityGroup(ctx, doc.RunID, vpcID, name, err)
 	}
 	if err != nil {
-		return "", fmt.Errorf("create security group %s: %w", name, err)
+		return "", nil, fmt.Errorf("create security group %s: %w", name, err)
 	}
 	Log(ctx).Info("created security group", "role", role, "groupId", aws.ToString(out.GroupId))
-	return aws.ToString(out.GroupId), nil
+	return aws.ToString(out.GroupId), nil, nil
 }
 
-func (s *Stages) adoptSecurityGroup(ctx context.Context, runID, vpcID, name string, dupErr error) (string, error) {
+func (s *Stages) adoptSecurityGroup(ctx context.Context, runID, vpcID, name string, dupErr error) (string, []ec2types.IpPermission, error) {
 	out, err := s.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("vpc-id"), Values: []string{vpcID}},
 		{Name: aws.String("group-name"), Values: []string{name}},
 	}})
 	if err != nil {
-		return "", fmt.Errorf("describe security group %s: %w", name, err)
+		return "", nil, fmt.Errorf("describe security group %s: %w", name, err)
 	}
 	for _, g := range out.SecurityGroups {
 		for _, t := range g.Tags {
 			if aws.ToString(t.Key) == pipeline.TagRunID && aws.ToString(t.Value) == runID {
 				Log(ctx).Info("reusing security group found by name", "groupId", aws.ToString(g.GroupId))
-				return aws.ToString(g.GroupId), nil
+				return aws.ToString(g.GroupId), g.IpPermissions, nil
 			}
 		}
 	}
-	return "", &pipeline.StageError{Err: fmt.Errorf("security group %s exists in %s but is not tagged with run %s; refusing to adopt it: %w", name, vpcID, runID, dupErr)}
+	return "", nil, &pipeline.StageError{Err: fmt.Errorf("security group %s exists in %s but is not tagged with run %s; refusing to adopt it: %w", name, vpcID, runID, dupErr)}
 }
 
 func (s *Stages) findSecurityGroups(ctx context.Context, runID, role string) ([]ec2types.SecurityGroup, error) {
@@ -223,10 +225,13 @@ func cidrPermissions(port int32, cidrs []string, what string) ([]ec2types.IpPerm
 	return perms, nil
 }
 
-// authorize adds each rule on its own, so that a rule a first run added already
-// (InvalidPermission.Duplicate) does not keep the others out.
-func (s *Stages) authorize(ctx context.Context, groupID string, perms []ec2types.IpPermission) error {
+// authorize adds the rules that the group lacks, each on its own, so that a rule
+// added meanwhile (InvalidPermission.Duplicate) does not keep the others out.
+func (s *Stages) authorize(ctx context.Context, groupID string, has, perms []ec2types.IpPermission) error {
 	for _, p := range perms {
+		if hasRule(has, p) {
+			continue
+		}
 		_, err := s.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
 			GroupId: aws.String(groupID), IpPermissions: []ec2types.IpPermission{p},
 		})
@@ -238,6 +243,32 @@ func (s *Stages) authorize(ctx context.Context, groupID string, perms []ec2types
 		}
 	}
 	return nil
+}
+
+// hasRule reports whether rules already allow p, a rule with one source.
+func hasRule(rules []ec2types.IpPermission, p ec2types.IpPermission) bool {
+	for _, r := range rules {
+		if aws.ToString(r.IpProtocol) != aws.ToString(p.IpProtocol) ||
+			aws.ToInt32(r.FromPort) != aws.ToInt32(p.FromPort) || aws.ToInt32(r.ToPort) != aws.ToInt32(p.ToPort) {
+			continue
+		}
+		for _, x := range p.IpRanges {
+			if slices.ContainsFunc(r.IpRanges, func(y ec2types.IpRange) bool { return aws.ToString(y.CidrIp) == aws.ToString(x.CidrIp) }) {
+				return true
+			}
+		}
+		for _, x := range p.Ipv6Ranges {
+			if slices.ContainsFunc(r.Ipv6Ranges, func(y ec2types.Ipv6Range) bool { return aws.ToString(y.CidrIpv6) == aws.ToString(x.CidrIpv6) }) {
+				return true
+			}
+		}
+		for _, x := range p.UserIdGroupPairs {
+			if slices.ContainsFunc(r.UserIdGroupPairs, func(y ec2types.UserIdGroupPair) bool { return aws.ToString(y.GroupId) == aws.ToString(x.GroupId) }) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // undoSecurityGroups deletes the run's two groups, the instances' first (its rule
