@@ -169,7 +169,7 @@ var permissions = map[string]func(arns) []grant{
 
 	"CreateImage": func(a arns) []grant {
 		return []grant{
-			describe("ec2:DescribeInstances", "ec2:DescribeImages"),
+			describe("ec2:DescribeImages"),
 			{
 				actions:    []string{"ec2:CreateImage"},
 				resources:  []string{a.ec2("instance/*")},
@@ -238,7 +238,7 @@ var permissions = map[string]func(arns) []grant{
 
 	"LaunchReplicas": func(a arns) []grant {
 		return append([]grant{
-			describe("ec2:DescribeInstances"),
+			describe("ec2:DescribeInstances", "ec2:DescribeImages"),
 			{
 				// The base instance joins the fleet again (config.keepBaseInstance).
 				actions:    []string{"ec2:StartInstances"},
