@@ -10,7 +10,7 @@ stdin and writes one JSON answer on stdout:
    "runs": [{"name": "<execution name>", "start": "pipeline" | "teardown",
              "input": {...}, "scenario": {...}}, ...]}
     -> {"<name>": {"status", "error", "cause", "output", "states": [entered states],
-                   "calls": [[function, wait], ...], "teardown"?: {"name", "input"}}}
+                   "calls": [{"function", "wait"?, "errors"?}, ...], "teardown"?: {"name", "input"}}}
 
 The Pipeline's ${TeardownStateMachineArn} must be rendered as
 arn:aws:states:us-east-1:123456789012:stateMachine:Teardown.
@@ -100,7 +100,12 @@ class Fakes:
         with self.lock:
             n = self.count.get(fn, 0) + 1
             self.count[fn] = n
-            self.calls.append([fn, payload.get("wait", "") if isinstance(payload, dict) else ""])
+            call = {"function": fn}
+            if isinstance(payload, dict) and payload.get("wait"):
+                call["wait"] = payload["wait"]
+            if isinstance(payload, dict) and payload.get("errors"):
+                call["errors"] = payload["errors"]
+            self.calls.append(call)
         throttle = self.scenario.get("throttle", {}).get(fn, 0)
         if n <= throttle:
             raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
