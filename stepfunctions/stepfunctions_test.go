@@ -2,12 +2,14 @@ package stepfunctions
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 )
@@ -501,7 +503,10 @@ func runMoto(t *testing.T, req any, out any) {
 	if err != nil {
 		t.Fatal("python3 is not on PATH: the ASL tests run the definitions in moto 5.2.1 (Python 3.11, pip install 'moto[server]==5.2.1'), which the local cloud needs anyway")
 	}
-	cmd := exec.Command(py, "testdata/moto_asl.py")
+	// Bounded, so that a hung interpreter fails the test instead of the whole run.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "testdata/moto_asl.py")
 	cmd.Stdin = bytes.NewReader(mustJSON(t, req))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -646,9 +651,9 @@ func TestMotoExecutions(t *testing.T) {
 				if r.Teardown == nil {
 					t.Fatalf("no Teardown execution started; states %v", r.States)
 				}
-				if r.Teardown.Name != "ttl-teardown" || r.Teardown.Input["runId"] != "ttl" ||
+				if r.Teardown.Name != "teardown-ttl-ttl" || r.Teardown.Input["runId"] != "ttl" ||
 					r.Teardown.Input["delaySeconds"] != 420.0 || r.Teardown.Input["config"] == nil {
-					t.Errorf("Teardown started as %q with %v; want ttl-teardown, runId ttl, delaySeconds 420 (7 minutes), the run's config", r.Teardown.Name, r.Teardown.Input)
+					t.Errorf("Teardown started as %q with %v; want teardown-ttl-ttl, runId ttl, delaySeconds 420 (7 minutes), the run's config", r.Teardown.Name, r.Teardown.Input)
 				}
 			},
 		},

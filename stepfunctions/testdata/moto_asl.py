@@ -218,7 +218,7 @@ def run(req):
             out = wait(sfn, ex)
             out["calls"] = fakes.calls
             for child in sfn.list_executions(stateMachineArn=td)["executions"]:
-                if arn == sm and child["name"] == r["name"] + "-teardown":
+                if arn == sm and child["name"] == "teardown-%s-ttl" % r["name"]:
                     # Not waited for: it starts with the run's time to live.
                     d = sfn.describe_execution(executionArn=child["executionArn"])
                     out["teardown"] = {"name": d["name"], "input": json.loads(d["input"])}
