@@ -302,6 +302,14 @@ func TestCLIAgainstMoto(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%d executions named octo-web-0123abc-1, want 1", n)
 		}
+		// The name given to run finds its execution (as the CI workflow's teardown does).
+		s := amifleet(t, endpoint, nil, "status", name, "--output", "json")
+		if s.code != 0 || !strings.Contains(s.stdout, `"name": "octo-web-0123abc-1"`) {
+			t.Errorf("status %q: exit %d", name, s.code)
+		}
+		if r := amifleet(t, endpoint, nil, "status", "never-started"); r.code != 2 {
+			t.Errorf("status of a missing execution: exit %d, want 2", r.code)
+		}
 	})
 
 	t.Run("a failed run exits 1 with its cause", func(t *testing.T) {

@@ -232,7 +232,7 @@ func (h *history) total(at time.Time) string {
 }
 
 func (h *history) line(at time.Time, name, msg string) {
-	fmt.Fprintf(h.w, "%s  %-20s  %s\n", at.In(h.loc).Format("15:04:05"), name, msg)
+	fmt.Fprintf(h.w, "%s  %-25s  %s\n", at.In(h.loc).Format("15:04:05"), name, msg)
 }
 
 func taskFailure(e types.HistoryEvent) failure {
