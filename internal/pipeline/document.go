@@ -163,4 +163,7 @@ type TeardownInput struct {
 	RunID string `json:"runId"`
 	// DelaySeconds, when set, waits that long before deleting (a run's time to live).
 	DelaySeconds int `json:"delaySeconds,omitempty"`
+	// Config, when set, carries the poll settings of the cleanup loop (the CLI and the
+	// local tests pass short polls); Cleanup fills the defaults otherwise.
+	Config *Config `json:"config,omitempty"`
 }
