@@ -40,7 +40,7 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	if err != nil {
 		return doc, err
 	}
-	rootDevice, err := s.rootDeviceName(ctx, doc.Config, imageID)
+	root, err := s.sourceRootVolume(ctx, doc.Config, imageID)
 	if err != nil {
 		return doc, err
 	}
@@ -48,7 +48,7 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	if err != nil {
 		return doc, &pipeline.BadInputError{Field: "pageTemplate", Message: err.Error()}
 	}
-	in := runInstancesInput(doc, imageID, rootDevice, pipeline.RoleBase, net.SubnetIDs[0], 1)
+	in := runInstancesInput(doc, imageID, root, pipeline.RoleBase, net.SubnetIDs[0], 1)
 	in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(script)))
 	// The user data powers the instance off when done: it must stop, not terminate.
 	in.InstanceInitiatedShutdownBehavior = ec2types.ShutdownBehaviorStop
@@ -98,37 +98,57 @@ func (s *Stages) sourceImage(ctx context.Context, cfg pipeline.Config) (string, 
 	return aws.ToString(out.Parameter.Value), nil
 }
 
-// rootDeviceName is the AMI's root device, whose mapping LaunchBase overrides to
-// encrypt the root volume.
-func (s *Stages) rootDeviceName(ctx context.Context, cfg pipeline.Config, imageID string) (string, error) {
+// rootVolume is an AMI's root device and its size. The instances override its
+// mapping to encrypt the root volume; the size goes with it because some EC2
+// implementations (moto) refuse an EBS mapping with neither size nor snapshot.
+type rootVolume struct {
+	DeviceName string
+	SizeGiB    int32
+}
+
+// rootVolumeOf reads the root volume of an image.
+func rootVolumeOf(img ec2types.Image) rootVolume {
+	root := rootVolume{DeviceName: aws.ToString(img.RootDeviceName)}
+	for _, bd := range img.BlockDeviceMappings {
+		if aws.ToString(bd.DeviceName) == root.DeviceName && bd.Ebs != nil {
+			root.SizeGiB = aws.ToInt32(bd.Ebs.VolumeSize)
+		}
+	}
+	return root
+}
+
+// sourceRootVolume is the source AMI's root volume. An AMI that does not exist or is
+// not available is bad input.
+func (s *Stages) sourceRootVolume(ctx context.Context, cfg pipeline.Config, imageID string) (rootVolume, error) {
 	field := "imageId"
 	if cfg.ImageID == "" {
 		field = "imageParameter"
 	}
 	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{imageID}})
 	if code := ErrorCode(err); code == "InvalidAMIID.NotFound" || code == "InvalidAMIID.Malformed" || code == "InvalidAMIID.Unavailable" {
-		return "", &pipeline.BadInputError{Field: field, Message: fmt.Sprintf("AMI %s: %v", imageID, err)}
+		return rootVolume{}, &pipeline.BadInputError{Field: field, Message: fmt.Sprintf("AMI %s: %v", imageID, err)}
 	}
 	if err != nil {
-		return "", fmt.Errorf("describe AMI %s: %w", imageID, err)
+		return rootVolume{}, fmt.Errorf("describe AMI %s: %w", imageID, err)
 	}
 	if len(out.Images) == 0 {
-		return "", &pipeline.BadInputError{Field: field, Message: fmt.Sprintf("AMI %s does not exist or is not visible to this account", imageID)}
+		return rootVolume{}, &pipeline.BadInputError{Field: field, Message: fmt.Sprintf("AMI %s does not exist or is not visible to this account", imageID)}
 	}
 	img := out.Images[0]
 	if img.State != ec2types.ImageStateAvailable {
-		return "", &pipeline.BadInputError{Field: field, Message: fmt.Sprintf("AMI %s is %s, not available", imageID, img.State)}
+		return rootVolume{}, &pipeline.BadInputError{Field: field, Message: fmt.Sprintf("AMI %s is %s, not available", imageID, img.State)}
 	}
-	if aws.ToString(img.RootDeviceName) == "" {
-		return "", &pipeline.StageError{Err: fmt.Errorf("AMI %s has no root device name", imageID)}
+	root := rootVolumeOf(img)
+	if root.DeviceName == "" {
+		return rootVolume{}, &pipeline.StageError{Err: fmt.Errorf("AMI %s has no root device name", imageID)}
 	}
-	return aws.ToString(img.RootDeviceName), nil
+	return root, nil
 }
 
 // runInstancesInput is what every amifleet instance shares: type, security group,
 // subnet, IMDSv2 required, an encrypted gp3 root volume deleted with the instance,
 // the key pair when one is given, and the run's tags on the instance and its volumes.
-func runInstancesInput(doc pipeline.Document, imageID, rootDevice, role, subnetID string, count int32) *ec2.RunInstancesInput {
+func runInstancesInput(doc pipeline.Document, imageID string, root rootVolume, role, subnetID string, count int32) *ec2.RunInstancesInput {
 	in := &ec2.RunInstancesInput{
 		ImageId:          aws.String(imageID),
 		InstanceType:     ec2types.InstanceType(doc.Config.InstanceType),
@@ -142,7 +162,7 @@ func runInstancesInput(doc pipeline.Document, imageID, rootDevice, role, subnetI
 			HttpPutResponseHopLimit: aws.Int32(1),
 		},
 		BlockDeviceMappings: []ec2types.BlockDeviceMapping{{
-			DeviceName: aws.String(rootDevice),
+			DeviceName: aws.String(root.DeviceName),
 			Ebs: &ec2types.EbsBlockDevice{
 				Encrypted:           aws.Bool(true),
 				VolumeType:          ec2types.VolumeTypeGp3,
@@ -150,6 +170,9 @@ func runInstancesInput(doc pipeline.Document, imageID, rootDevice, role, subnetI
 			},
 		}},
 		TagSpecifications: tagSpecs(doc, role, ec2types.ResourceTypeInstance, ec2types.ResourceTypeVolume),
+	}
+	if root.SizeGiB > 0 {
+		in.BlockDeviceMappings[0].Ebs.VolumeSize = aws.Int32(root.SizeGiB)
 	}
 	if doc.Config.KeyName != "" {
 		in.KeyName = aws.String(doc.Config.KeyName)

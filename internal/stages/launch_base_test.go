@@ -31,8 +31,9 @@ func assertSecureInstance(t *testing.T, in *ec2.RunInstancesInput, net *pipeline
 	}
 	root := in.BlockDeviceMappings[0]
 	if aws.ToString(root.DeviceName) != fakeRootDevice || root.Ebs == nil || !aws.ToBool(root.Ebs.Encrypted) ||
-		root.Ebs.VolumeType != ec2types.VolumeTypeGp3 || !aws.ToBool(root.Ebs.DeleteOnTermination) {
-		t.Errorf("root volume %s %+v, want encrypted gp3 on %s, deleted with the instance", aws.ToString(root.DeviceName), root.Ebs, fakeRootDevice)
+		root.Ebs.VolumeType != ec2types.VolumeTypeGp3 || !aws.ToBool(root.Ebs.DeleteOnTermination) ||
+		aws.ToInt32(root.Ebs.VolumeSize) != 8 {
+		t.Errorf("root volume %s %+v, want encrypted gp3 of the AMI's 8 GiB on %s, deleted with the instance", aws.ToString(root.DeviceName), root.Ebs, fakeRootDevice)
 	}
 	if len(in.SecurityGroupIds) != 1 || in.SecurityGroupIds[0] != net.InstanceSecurityGroupID {
 		t.Errorf("security groups %v, want only the instance group %s", in.SecurityGroupIds, net.InstanceSecurityGroupID)

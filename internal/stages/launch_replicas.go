@@ -38,18 +38,18 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 	}
 	replicas := instanceIDs(existing)
 	shares := spread(doc.Config.ReplicaCount, len(net.SubnetIDs))
-	var rootDevice string
+	var root rootVolume
 	for i, subnet := range net.SubnetIDs {
 		missing := shares[i] - have[subnet]
 		if missing <= 0 {
 			continue
 		}
-		if rootDevice == "" {
-			if rootDevice, err = s.imageRootDevice(ctx, img.ImageID); err != nil {
+		if root.DeviceName == "" {
+			if root, err = s.imageRootVolume(ctx, img.ImageID); err != nil {
 				return doc, err
 			}
 		}
-		in := runInstancesInput(doc, img.ImageID, rootDevice, pipeline.RoleReplica, subnet, int32(missing))
+		in := runInstancesInput(doc, img.ImageID, root, pipeline.RoleReplica, subnet, int32(missing))
 		// The token changes with what is already there, so that a retry of this very
 		// call is idempotent on AWS, and a later top-up is a new request.
 		in.ClientToken = aws.String(clientToken(doc.RunID, pipeline.RoleReplica, subnet, fmt.Sprint(have[subnet])))
@@ -88,16 +88,16 @@ func spread(n, k int) []int {
 	return shares
 }
 
-// imageRootDevice is the run's AMI's root device name.
-func (s *Stages) imageRootDevice(ctx context.Context, imageID string) (string, error) {
+// imageRootVolume is the run's AMI's root volume.
+func (s *Stages) imageRootVolume(ctx context.Context, imageID string) (rootVolume, error) {
 	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{imageID}})
 	if err != nil {
-		return "", fmt.Errorf("describe image %s: %w", imageID, err)
+		return rootVolume{}, fmt.Errorf("describe image %s: %w", imageID, err)
 	}
 	if len(out.Images) == 0 || aws.ToString(out.Images[0].RootDeviceName) == "" {
-		return "", &pipeline.StageError{Err: fmt.Errorf("image %s: no root device name", imageID)}
+		return rootVolume{}, &pipeline.StageError{Err: fmt.Errorf("image %s: no root device name", imageID)}
 	}
-	return aws.ToString(out.Images[0].RootDeviceName), nil
+	return rootVolumeOf(out.Images[0]), nil
 }
 
 // undoReplicas terminates the run's replicas. Those not terminated yet are
