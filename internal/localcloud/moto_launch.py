@@ -1,9 +1,10 @@
 """amifleet's launcher for moto's server (moto 5.2.1 exactly).
 
-It does what `moto_server -p PORT` does, after three changes that must happen
-before anything is created: Step Functions executes state machines (moto's ASL
+It does what `moto_server -p PORT` does, after changes that must happen before
+anything is created: Step Functions executes state machines (moto's ASL
 interpreter), Lambda does not use Docker (there is none; the gateway answers
-Invoke), and two bugs of moto 5.2.1 are worked around, one function each.
+Invoke), and the bugs of moto 5.2.1 that amifleet meets are worked around, one
+function each, named after the upstream issue.
 
 It prints one line, "amifleet-moto listening on HOST:PORT", once the socket is
 bound (port 0 picks a free one), then serves until SIGTERM or SIGINT.
@@ -76,6 +77,36 @@ def workaround_cloudformation_backends():
     moto.awslambda.models.lambda_backends = lambda_simple_backends
 
 
+def workaround_create_image_snapshot_tags():
+    """CreateImage refuses a "snapshot" TagSpecification (moto 5.2.1).
+
+    moto PR 3604 (for issue 3602) implemented CreateImage's TagSpecifications for
+    the image only; a "snapshot" one raises NotImplementedError, a 500 to the
+    client. AWS tags the image's snapshots with it, and amifleet relies on that to
+    find a run's snapshots by tag. Here the snapshot specifications are taken out
+    of the call, and their tags put on the snapshot moto makes for the image.
+    """
+    from moto.ec2.models.amis import AmiBackend
+
+    create_image = AmiBackend.create_image
+
+    def create_image_tagging_snapshots(self, instance_id, name, description, tag_specifications):
+        snapshot_tags = {}
+        others = []
+        for spec in tag_specifications or []:
+            if spec.get("ResourceType") == "snapshot":
+                for tag in spec.get("Tags", []):
+                    snapshot_tags[tag["Key"]] = tag["Value"]
+            else:
+                others.append(spec)
+        ami = create_image(self, instance_id, name, description, others)
+        if snapshot_tags:
+            self.create_tags([ami.ebs_snapshot.id], snapshot_tags)
+        return ami
+
+    AmiBackend.create_image = create_image_tagging_snapshots
+
+
 def serve(host, port):
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
@@ -106,6 +137,7 @@ def main():
     configure()
     workaround_moto_issue_10077()
     workaround_cloudformation_backends()
+    workaround_create_image_snapshot_tags()
     serve(args.host, args.port)
 
 

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
@@ -82,6 +83,49 @@ func TestMoto(t *testing.T) {
 		}
 		if !found {
 			t.Fatalf("no default VPC 172.31.0.0/16 in %d VPCs", len(out.Vpcs))
+		}
+	})
+
+	t.Run("CreateImage tags the image's snapshot", func(t *testing.T) {
+		// Without the launcher's workaround moto answers 500 (NotImplementedError).
+		client := ec2.NewFromConfig(cfg)
+		images, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
+		if err != nil || len(images.Images) == 0 {
+			t.Fatalf("no public image to launch: %v", err)
+		}
+		run, err := client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: images.Images[0].ImageId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag := []ec2types.Tag{{Key: aws.String("amifleet:run-id"), Value: aws.String("moto-test")}}
+		img, err := client.CreateImage(ctx, &ec2.CreateImageInput{
+			InstanceId: run.Instances[0].InstanceId,
+			Name:       aws.String("amifleet-moto-test-image"),
+			TagSpecifications: []ec2types.TagSpecification{
+				{ResourceType: ec2types.ResourceTypeImage, Tags: tag},
+				{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tag},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		filter := []ec2types.Filter{{Name: aws.String("tag:amifleet:run-id"), Values: []string{"moto-test"}}}
+		tagged, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: filter})
+		if err != nil || len(tagged.Images) != 1 || aws.ToString(tagged.Images[0].ImageId) != aws.ToString(img.ImageId) {
+			t.Fatalf("images by tag: %v %+v, want %s", err, tagged, aws.ToString(img.ImageId))
+		}
+		snaps, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: filter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var imageSnapshot string
+		for _, bdm := range tagged.Images[0].BlockDeviceMappings {
+			if bdm.Ebs != nil {
+				imageSnapshot = aws.ToString(bdm.Ebs.SnapshotId)
+			}
+		}
+		if len(snaps.Snapshots) != 1 || aws.ToString(snaps.Snapshots[0].SnapshotId) != imageSnapshot {
+			t.Fatalf("snapshots by tag: %d, want the image's %s", len(snaps.Snapshots), imageSnapshot)
 		}
 	})
 
