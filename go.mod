@@ -2,6 +2,9 @@ module github.com/amifleet/amifleet
 
 go 1.26.8
 
+// The CDK CLI (package.json) installs into node_modules, which holds Go templates.
+ignore ./node_modules
+
 require (
 	github.com/aws/aws-lambda-go v1.55.1 // indirect
 	github.com/aws/aws-sdk-go-v2 v1.48.0 // indirect
