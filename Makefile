@@ -80,3 +80,10 @@ cdk-test: synth check-tools
 	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: pip install cfn-lint"; exit 1; }
 	cfn-lint --ignore-checks W3005 -- cdk.out/AmiFleet.template.json
 	cd cdk && $(GO) vet ./... && staticcheck ./... && $(GO) test -count=1 ./...
+
+# ---- The local cloud: the whole pipeline on this machine (moto, the gateway, the stack).
+.PHONY: local
+
+## local: build, deploy into the local cloud, run events/local-input.json, print what it made, stop
+local:
+	$(GO) run ./cmd/amifleet local run

@@ -60,6 +60,7 @@ input (nothing started), 3 timed out or aborted.`,
 	f.DurationVar(&g.pollInterval, "poll-interval", cli.DefaultPollInterval, "how often a wait reads the execution's history")
 
 	root.AddCommand(runCmd(g), watchCmd(g), statusCmd(g), outputsCmd(g), listCmd(g), teardownCmd(g))
+	root.AddCommand(localCmd(g)) // the local cloud: local.go
 	return root
 }
 

@@ -1,0 +1,531 @@
+package localcloud
+
+// Up and Down: the whole local cloud in one call. Up starts the gateway and moto
+// (wired so that moto's Step Functions interpreter sends Lambda Invoke to the
+// gateway), builds the Lambdas for this machine, and deploys the CDK stack into it
+// with the CDK CLI (deploy.go). Down stops everything Up started, by PID. A state
+// file lets `amifleet local down` stop, from another process, what `local up` left
+// running.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// DefaultRegion is where the stack is deployed when no region is given.
+const DefaultRegion = "us-east-1"
+
+// Account is the one account moto puts everything in.
+const Account = "123456789012"
+
+// Options configures Up.
+type Options struct {
+	// Port is the gateway's port on 127.0.0.1; 0 takes a free port (tests). The
+	// CLI passes DefaultGatewayPort.
+	Port int
+	// Region is where the stack is deployed first (default DefaultRegion). Deploy
+	// adds more regions.
+	Region string
+	// Root is the repository (where the Makefile and cdk.json are); empty means
+	// the one that holds the working directory.
+	Root string
+	// Progress gets one line per step, for people; nil discards them.
+	Progress io.Writer
+	// LogWriter gets moto's, the gateway's, the functions' and the CDK CLI's output;
+	// nil discards it.
+	LogWriter io.Writer
+	// StateFile, when set, is written once the cloud is up (see State) and removed
+	// by Down, so that StopFromState can stop the cloud from another process.
+	StateFile string
+	// Python has moto installed; empty means python3.
+	Python string
+	// GuestOSDelay: see GatewayOptions (default 2 s).
+	GuestOSDelay time.Duration
+}
+
+// Timings says how long Up's steps took.
+type Timings struct {
+	Build     time.Duration            // make build ARCH=<host>
+	Moto      time.Duration            // moto started and ready
+	Synth     time.Duration            // cdk synth (the Go CDK app built and run)
+	Bootstrap map[string]time.Duration // cdk bootstrap, per region
+	Deploy    map[string]time.Duration // cdk deploy, per region
+	Up        time.Duration            // all of Up
+}
+
+// Stack is the deployed stack's outputs in one region.
+type Stack struct {
+	Region      string
+	PipelineARN string
+	TeardownARN string
+	// Outputs holds every output by key (the functions' names too:
+	// "<Stage>FunctionName").
+	Outputs map[string]string
+}
+
+// Cloud is a running local cloud. Call Down when done.
+type Cloud struct {
+	// Endpoint is the gateway's URL: every AWS service, for every region.
+	Endpoint string
+	// Region is the first region the stack was deployed into.
+	Region string
+	// Gateway is the running gateway (faults, counts).
+	Gateway *Gateway
+	// Moto is the emulator behind the gateway.
+	Moto    *Moto
+	Timings Timings
+
+	opts     Options
+	root     string
+	progress io.Writer
+	deployer *deployer
+
+	mu     sync.Mutex
+	stacks map[string]Stack
+
+	downOnce sync.Once
+	downErr  error
+}
+
+// Up starts the local cloud and deploys the stack into opts.Region. On error,
+// whatever it started is stopped again.
+func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
+	start := time.Now()
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	root := opts.Root
+	if root == "" {
+		if root, err = RepoRoot(); err != nil {
+			return nil, err
+		}
+	}
+	logw := opts.LogWriter
+	if logw == nil {
+		logw = io.Discard
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	c = &Cloud{
+		Region:   opts.Region,
+		opts:     opts,
+		root:     root,
+		progress: progress,
+		stacks:   map[string]Stack{},
+		Timings:  Timings{Bootstrap: map[string]time.Duration{}, Deploy: map[string]time.Duration{}},
+	}
+	defer func() {
+		if err != nil {
+			_ = c.Down()
+			c = nil
+		}
+	}()
+
+	// Checked first, so a machine without them fails in a second, not after a build.
+	if err := CheckMoto(ctx, pythonOr(opts.Python)); err != nil {
+		return c, err
+	}
+	if err := checkNode(); err != nil {
+		return c, err
+	}
+
+	// The listener comes first: moto must be told the gateway's port.
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.Port)))
+	if err != nil {
+		if opts.Port != 0 {
+			return c, fmt.Errorf("the local cloud's port %d is taken (another local cloud, or LocalStack?): %w; stop it with `amifleet local down`, or choose another port", opts.Port, err)
+		}
+		return c, fmt.Errorf("gateway: %w", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	t := time.Now()
+	c.Moto, err = StartMoto(ctx, MotoOptions{LambdaPort: port, LogWriter: logw, Python: opts.Python})
+	if err != nil {
+		ln.Close()
+		return c, err
+	}
+	c.Timings.Moto = time.Since(t)
+	goarch := runtime.GOARCH
+	c.Gateway, err = NewGateway(GatewayOptions{
+		Upstream:     c.Moto.Endpoint(),
+		Region:       opts.Region,
+		LogWriter:    logw,
+		GuestOSDelay: opts.GuestOSDelay,
+		// Deterministic zips: the deployed CodeSha256 matches the local file, so the
+		// gateway need not download the code back from moto's S3.
+		ZipDirs: []string{filepath.Join(root, "build", goarch)},
+	})
+	if err != nil {
+		ln.Close()
+		return c, err
+	}
+	c.Gateway.Serve(ln)
+	c.Endpoint = c.Gateway.URL()
+	c.stepf("moto %s and the gateway are up at %s (%s)", MotoVersion, c.Endpoint, round(c.Timings.Moto))
+
+	t = time.Now()
+	c.stepf("building the Lambdas for %s: make build ARCH=%s", goarch, goarch)
+	if err := runLogged(ctx, root, logw, nil, "make", "build", "ARCH="+goarch); err != nil {
+		return c, fmt.Errorf("building the Lambdas (make build ARCH=%s): %w", goarch, err)
+	}
+	c.Timings.Build = time.Since(t)
+	c.stepf("built in %s", round(c.Timings.Build))
+
+	c.deployer, err = newDeployer(root, c.Endpoint, cdkArch(goarch), logw)
+	if err != nil {
+		return c, err
+	}
+	if err := c.deployer.ensureCLI(ctx, c.stepf); err != nil {
+		return c, err
+	}
+	t = time.Now()
+	c.stepf("synthesizing the stack (cdk synth -c local=true -c arch=%s)", c.deployer.arch)
+	if err := c.deployer.synth(ctx); err != nil {
+		return c, err
+	}
+	c.Timings.Synth = time.Since(t)
+	c.stepf("synthesized in %s", round(c.Timings.Synth))
+
+	if _, err := c.Deploy(ctx, opts.Region); err != nil {
+		return c, err
+	}
+	if opts.StateFile != "" {
+		if err := c.writeState(opts.StateFile); err != nil {
+			return c, err
+		}
+	}
+	c.Timings.Up = time.Since(start)
+	c.stepf("the local cloud is up in %s", round(c.Timings.Up))
+	return c, nil
+}
+
+// Deploy bootstraps region and deploys the stack there (the assembly Up
+// synthesized, so the app is not built again), and returns its outputs. Deploying
+// into a region already deployed returns the outputs it has.
+func (c *Cloud) Deploy(ctx context.Context, region string) (Stack, error) {
+	c.mu.Lock()
+	s, ok := c.stacks[region]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	t := time.Now()
+	c.stepf("bootstrapping aws://%s/%s", Account, region)
+	if err := c.deployer.bootstrap(ctx, region); err != nil {
+		return Stack{}, err
+	}
+	boot := time.Since(t)
+	t = time.Now()
+	c.stepf("deploying the %s stack into %s (cdk deploy --method=direct)", StackName, region)
+	if err := c.deployer.deploy(ctx, region); err != nil {
+		return Stack{}, err
+	}
+	dep := time.Since(t)
+	s, err := c.readStack(ctx, region)
+	if err != nil {
+		return Stack{}, err
+	}
+	c.mu.Lock()
+	c.stacks[region] = s
+	c.Timings.Bootstrap[region] = boot
+	c.Timings.Deploy[region] = dep
+	c.mu.Unlock()
+	c.stepf("deployed into %s (bootstrap %s, deploy %s)", region, round(boot), round(dep))
+	return s, nil
+}
+
+// Stack returns the outputs of the stack deployed in region.
+func (c *Cloud) Stack(region string) (Stack, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.stacks[region]
+	return s, ok
+}
+
+// Config is an AWS configuration for region through the gateway: what the CLI and
+// the functions see (counted, subject to faults).
+func (c *Cloud) Config(region string) aws.Config { return AWSConfig(c.Endpoint, region) }
+
+// DirectConfig is an AWS configuration for region straight to moto: for reading
+// state back without being counted or hit by an injected fault.
+func (c *Cloud) DirectConfig(region string) aws.Config {
+	return AWSConfig(c.Moto.Endpoint(), region)
+}
+
+// Env is what a shell exports to use the cloud in region with the AWS CLI, the SDKs
+// and amifleet: KEY=value lines.
+func (c *Cloud) Env(region string) []string {
+	env := []string{
+		"AWS_ENDPOINT_URL=" + c.Endpoint,
+		"AWS_REGION=" + region,
+		"AWS_DEFAULT_REGION=" + region,
+		"AWS_ACCESS_KEY_ID=amifleet-local",
+		"AWS_SECRET_ACCESS_KEY=amifleet-local",
+	}
+	if s, ok := c.Stack(region); ok {
+		env = append(env, "AMIFLEET_PIPELINE_ARN="+s.PipelineARN, "AMIFLEET_TEARDOWN_ARN="+s.TeardownARN)
+	}
+	return env
+}
+
+// Down stops the gateway (and the functions' processes) and moto, removes the
+// synthesized assembly and the state file. It is safe to call more than once, and
+// on a Cloud that Up did not finish.
+func (c *Cloud) Down() error {
+	c.downOnce.Do(func() {
+		var errs []error
+		if c.Gateway != nil {
+			errs = append(errs, c.Gateway.Close())
+		}
+		if c.Moto != nil {
+			errs = append(errs, c.Moto.Stop())
+		}
+		if c.deployer != nil {
+			errs = append(errs, c.deployer.close())
+		}
+		if c.opts.StateFile != "" {
+			if st, err := ReadState(c.opts.StateFile); err == nil && st.PID == os.Getpid() {
+				errs = append(errs, os.Remove(c.opts.StateFile))
+			}
+		}
+		c.downErr = errors.Join(errs...)
+	})
+	return c.downErr
+}
+
+func (c *Cloud) stepf(format string, args ...any) {
+	fmt.Fprintf(c.progress, "amifleet local: "+format+"\n", args...)
+}
+
+// ---- The state file: what `local up` left running, for `local down`.
+
+// State is what the state file records.
+type State struct {
+	// PID is the process that ran Up (and serves the gateway); StartTime is its
+	// start time in clock ticks since boot (/proc/PID/stat), so that a reused PID is
+	// never signalled.
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"startTime"`
+	// MotoPID leads moto's process group.
+	MotoPID       int    `json:"motoPid"`
+	MotoStartTime uint64 `json:"motoStartTime"`
+	Endpoint      string `json:"endpoint"`
+	Region        string `json:"region"`
+	// Env is what Env printed for Region.
+	Env     []string  `json:"env"`
+	Started time.Time `json:"started"`
+}
+
+// DefaultStateFile is where `amifleet local up` records what it started:
+// $XDG_RUNTIME_DIR/amifleet-local.json, or the temporary directory's.
+func DefaultStateFile() string {
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "amifleet-local.json")
+}
+
+func (c *Cloud) writeState(path string) error {
+	if old, err := ReadState(path); err == nil && old.alive() {
+		return fmt.Errorf("a local cloud is already running (pid %d, %s): stop it with `amifleet local down`", old.PID, old.Endpoint)
+	}
+	st := State{
+		PID:      os.Getpid(),
+		MotoPID:  c.Moto.PID(),
+		Endpoint: c.Endpoint,
+		Region:   c.Region,
+		Env:      c.Env(c.Region),
+		Started:  time.Now().UTC(),
+	}
+	st.StartTime, _ = procStartTime(st.PID)
+	st.MotoStartTime, _ = procStartTime(st.MotoPID)
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// ReadState reads a state file.
+func ReadState(path string) (State, error) {
+	var st State
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// alive reports whether the process that ran Up is still the one recorded.
+func (st State) alive() bool { return sameProcess(st.PID, st.StartTime) }
+
+// StopFromState stops the local cloud a state file describes: SIGTERM to the
+// process that ran Up (which then runs Down), and, if moto outlives it, moto's
+// process group. It reports false when nothing was running.
+func StopFromState(ctx context.Context, path string) (bool, error) {
+	st, err := ReadState(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	stopped := false
+	if st.PID > 0 && st.PID != os.Getpid() && sameProcess(st.PID, st.StartTime) {
+		stopped = true
+		_ = syscall.Kill(st.PID, syscall.SIGTERM)
+		waitGone(ctx, st.PID, st.StartTime, 20*time.Second)
+		if sameProcess(st.PID, st.StartTime) {
+			_ = syscall.Kill(st.PID, syscall.SIGKILL)
+		}
+	}
+	if st.MotoPID > 0 && sameProcess(st.MotoPID, st.MotoStartTime) {
+		stopped = true
+		_ = syscall.Kill(-st.MotoPID, syscall.SIGTERM)
+		waitGone(ctx, st.MotoPID, st.MotoStartTime, motoStopTimeout)
+		_ = syscall.Kill(-st.MotoPID, syscall.SIGKILL)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return stopped, err
+	}
+	return stopped, nil
+}
+
+func waitGone(ctx context.Context, pid int, start uint64, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && sameProcess(pid, start) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// sameProcess reports whether pid runs and started at start (0: any start time).
+// A zombie counts as gone.
+func sameProcess(pid int, start uint64) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := statFields(b)
+	if len(f) < 20 || f[0] == "Z" {
+		return false
+	}
+	got, _ := strconv.ParseUint(f[19], 10, 64)
+	return start == 0 || got == start
+}
+
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	f := statFields(b)
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// statFields are /proc/PID/stat's fields after "(comm)": state first, starttime
+// (field 22 of the file) at index 19.
+func statFields(b []byte) []string {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// ---- Helpers.
+
+// RepoRoot is the amifleet repository that holds the working directory: the
+// nearest directory upwards with cdk.json and a Makefile.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if fileExists(filepath.Join(d, "cdk.json")) && fileExists(filepath.Join(d, "Makefile")) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("the local cloud runs from the amifleet repository (its Makefile and cdk.json build and deploy the stack): none above %s", dir)
+		}
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func pythonOr(p string) string {
+	if p == "" {
+		return "python3"
+	}
+	return p
+}
+
+// cdkArch is the CDK app's arch context for a GOARCH.
+func cdkArch(goarch string) string {
+	if goarch == "amd64" {
+		return "x86_64"
+	}
+	return "arm64"
+}
+
+func round(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+
+// runLogged runs a command in dir with its output to logw (and the last lines in
+// the error), in its own process group, killed with the group when ctx ends.
+func runLogged(ctx context.Context, dir string, logw io.Writer, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = env
+	}
+	tail := &tailBuffer{max: 4 << 10}
+	cmd.Stdout = io.MultiWriter(logw, tail)
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	fmt.Fprintf(logw, "amifleet local: running %s %s\n", name, strings.Join(args, " "))
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s %s: %w; its output ends with:\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(tail.String()))
+	}
+	return nil
+}
