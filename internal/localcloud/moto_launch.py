@@ -107,6 +107,28 @@ def workaround_create_image_snapshot_tags():
     AmiBackend.create_image = create_image_tagging_snapshots
 
 
+def workaround_moto_issue_10076():
+    """states:startExecution fails with States.Runtime 'StateMachineArn' (moto 5.2.1).
+
+    moto issue 10076: the Step Functions service integration hands the ASL's
+    PascalCase parameters (StateMachineArn, Name, Input) to boto3, whose members are
+    lowerCamel. The Pipeline's ScheduleTeardown state (a run's time to live) uses that
+    integration. Lower the first letter of each key, as AWS's own mapping does.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    normalise = StateTaskServiceSfn._normalise_parameters
+
+    def normalise_lower_camel(self, parameters, boto_service_name=None, service_action_name=None):
+        normalise(self, parameters, boto_service_name=boto_service_name, service_action_name=service_action_name)
+        for key in list(parameters):
+            parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
+
+    StateTaskServiceSfn._normalise_parameters = normalise_lower_camel
+
+
 def serve(host, port):
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
@@ -138,6 +160,7 @@ def main():
     workaround_moto_issue_10077()
     workaround_cloudformation_backends()
     workaround_create_image_snapshot_tags()
+    workaround_moto_issue_10076()
     serve(args.host, args.port)
 
 

@@ -189,6 +189,45 @@ func TestMoto(t *testing.T) {
 		}
 	})
 
+	t.Run("an execution starts another (states:startExecution)", func(t *testing.T) {
+		// Without the launcher's 10076 workaround the Task fails with States.Runtime:
+		// the Pipeline's ScheduleTeardown state relies on this integration.
+		client := sfn.NewFromConfig(cfg)
+		child, err := client.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+			Name:       aws.String("amifleet-moto-child"),
+			RoleArn:    aws.String("arn:aws:iam::123456789012:role/amifleet-moto-test"),
+			Definition: aws.String(`{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent, err := client.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+			Name:    aws.String("amifleet-moto-parent"),
+			RoleArn: aws.String("arn:aws:iam::123456789012:role/amifleet-moto-test"),
+			Definition: aws.String(`{"StartAt":"Start","States":{"Start":{"Type":"Task",
+				"Resource":"arn:aws:states:::states:startExecution",
+				"Parameters":{"StateMachineArn":"` + aws.ToString(child.StateMachineArn) + `","Name":"from-parent","Input":{"runId":"r1"}},
+				"ResultPath":null,"End":true}}}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := client.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: parent.StateMachineArn, Name: aws.String("parent")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := waitExecution(ctx, t, client, aws.ToString(ex.ExecutionArn)); out.Status != sfntypes.ExecutionStatusSucceeded {
+			t.Fatalf("parent execution: %s %s %s", out.Status, aws.ToString(out.Error), aws.ToString(out.Cause))
+		}
+		started, err := client.ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: child.StateMachineArn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(started.Executions) != 1 || aws.ToString(started.Executions[0].Name) != "from-parent" {
+			t.Fatalf("child executions: %+v, want one named from-parent", started.Executions)
+		}
+	})
+
 	t.Run("Reset clears the state machines", func(t *testing.T) {
 		if err := m.Reset(ctx); err != nil {
 			t.Fatal(err)
