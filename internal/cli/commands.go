@@ -79,8 +79,17 @@ func (r *Runner) startAndFollow(ctx context.Context, stateMachine, name, runID, 
 	return r.followToEnd(ctx, arn, timeout, existing != nil)
 }
 
-// start starts an execution, or finds the one that already has that name.
+// start starts an execution, or finds the one that already has that name. It
+// looks first: Step Functions answers a StartExecution with the name and input of a
+// running execution with that execution, as if it had just started it, and the
+// user must hear that nothing new was started.
 func (r *Runner) start(ctx context.Context, stateMachine, name, input string) (string, *sfn.DescribeExecutionOutput, error) {
+	arn := executionARN(stateMachine, name)
+	if desc, err := r.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)}); err == nil {
+		return arn, desc, nil
+	} else if missing := (*types.ExecutionDoesNotExist)(nil); !errors.As(err, &missing) {
+		return "", nil, fmt.Errorf("look for execution %s: %w", name, err)
+	}
 	out, err := r.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(stateMachine),
 		Name:            aws.String(name),
@@ -89,11 +98,11 @@ func (r *Runner) start(ctx context.Context, stateMachine, name, input string) (s
 	if err == nil {
 		return aws.ToString(out.ExecutionArn), nil, nil
 	}
+	// Started by someone else since we looked (a concurrent retry).
 	var exists *types.ExecutionAlreadyExists
 	if !errors.As(err, &exists) {
 		return "", nil, fmt.Errorf("start execution %s: %w", name, err)
 	}
-	arn := executionARN(stateMachine, name)
 	desc, err := r.describe(ctx, arn)
 	if err != nil {
 		return "", nil, fmt.Errorf("execution %s already exists, but: %w", name, err)

@@ -155,33 +155,51 @@ func TestRunJSON(t *testing.T) {
 	}
 }
 
-// An execution of the same name is followed, not started again.
+// An execution of the same name is followed, not started again: found before
+// starting, or (started by someone else meanwhile) after ExecutionAlreadyExists.
 func TestRunFollowsAnExistingExecution(t *testing.T) {
-	f := newFakeSFN()
-	arn := executionARN(testPipelineARN, "ci-1")
-	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	f.add(arn, sfn.DescribeExecutionOutput{Status: types.ExecutionStatusSucceeded, StartDate: &start, StopDate: aws.Time(start.Add(time.Minute)),
-		Input: aws.String(`{"replicaCount":3}`), Output: aws.String(succeededOutput)}, nil)
-	r, stdout, stderr := newRunner(f, FormatJSON)
-	err := r.Run(context.Background(), RunPlan{Name: "ci-1", RunID: "ci-1", Input: `{"replicaCount": 2}`})
-	if err != nil {
-		t.Fatalf("exit %d: %v", ExitCode(err), err)
+	tests := []struct {
+		name      string
+		racing    bool
+		starts    int
+		describes int
+	}{
+		{"there before", false, 0, 1},
+		{"started meanwhile", true, 1, 2},
 	}
-	if len(f.starts) != 1 {
-		t.Errorf("%d StartExecution calls, want 1", len(f.starts))
-	}
-	if len(f.describes) != 1 || f.describes[0] != arn {
-		t.Errorf("described %q, want [%s]", f.describes, arn)
-	}
-	var res Result
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatal(err)
-	}
-	if !res.AlreadyStarted || res.Status != "SUCCEEDED" || res.URL == "" {
-		t.Errorf("result %+v", res)
-	}
-	if !strings.Contains(stderr.String(), "already exists") || !strings.Contains(stderr.String(), "another input") {
-		t.Errorf("stderr:\n%s", stderr.String())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSFN()
+			arn := executionARN(testPipelineARN, "ci-1")
+			start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+			f.add(arn, sfn.DescribeExecutionOutput{Status: types.ExecutionStatusSucceeded, StartDate: &start, StopDate: aws.Time(start.Add(time.Minute)),
+				Input: aws.String(`{"replicaCount":3}`), Output: aws.String(succeededOutput)}, nil)
+			if tt.racing {
+				f.racing[arn] = f.execs[arn]
+				delete(f.execs, arn)
+			}
+			r, stdout, stderr := newRunner(f, FormatJSON)
+			err := r.Run(context.Background(), RunPlan{Name: "ci-1", RunID: "ci-1", Input: `{"replicaCount": 2}`})
+			if err != nil {
+				t.Fatalf("exit %d: %v", ExitCode(err), err)
+			}
+			if len(f.starts) != tt.starts {
+				t.Errorf("%d StartExecution calls, want %d", len(f.starts), tt.starts)
+			}
+			if len(f.describes) != tt.describes || f.describes[len(f.describes)-1] != arn {
+				t.Errorf("described %q, want %d times %s", f.describes, tt.describes, arn)
+			}
+			var res Result
+			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+				t.Fatal(err)
+			}
+			if !res.AlreadyStarted || res.Status != "SUCCEEDED" || res.URL == "" {
+				t.Errorf("result %+v", res)
+			}
+			if !strings.Contains(stderr.String(), "already exists") || !strings.Contains(stderr.String(), "another input") {
+				t.Errorf("stderr:\n%s", stderr.String())
+			}
+		})
 	}
 }
 

@@ -44,6 +44,9 @@ type fakeSFN struct {
 	startErr error
 	// scripts are the executions that StartExecution starts, by ARN.
 	scripts map[string]*fakeExecution
+	// racing are executions that appear just before StartExecution (started by
+	// someone else), which then answers ExecutionAlreadyExists.
+	racing map[string]*fakeExecution
 
 	starts    []*sfn.StartExecutionInput
 	describes []string
@@ -53,7 +56,7 @@ type fakeSFN struct {
 }
 
 func newFakeSFN() *fakeSFN {
-	return &fakeSFN{execs: map[string]*fakeExecution{}, scripts: map[string]*fakeExecution{}}
+	return &fakeSFN{execs: map[string]*fakeExecution{}, scripts: map[string]*fakeExecution{}, racing: map[string]*fakeExecution{}}
 }
 
 // script makes StartExecution start arn as add describes it.
@@ -81,6 +84,9 @@ func (f *fakeSFN) StartExecution(_ context.Context, in *sfn.StartExecutionInput,
 		return nil, f.startErr
 	}
 	arn := executionARN(aws.ToString(in.StateMachineArn), aws.ToString(in.Name))
+	if e, ok := f.racing[arn]; ok {
+		f.execs[arn] = e
+	}
 	if _, ok := f.execs[arn]; ok {
 		return nil, &types.ExecutionAlreadyExists{Message: aws.String("Execution Already Exists: '" + arn + "'")}
 	}
