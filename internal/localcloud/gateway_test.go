@@ -18,6 +18,7 @@ import (
 
 	"github.com/amifleet/amifleet/internal/userdata"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -705,5 +706,72 @@ func TestIsAmifleetUserData(t *testing.T) {
 		if got := isAmifleetUserData(tc.param); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestGatewayCloudFormation runs the deploy path of `cdk deploy --method=direct`
+// without the CDK: a stack whose function's code is in the CDK assets bucket and
+// whose state machine invokes it by its ARN; the execution succeeds through the
+// gateway.
+func TestGatewayCloudFormation(t *testing.T) {
+	lc := startLocalCloud(t, GatewayOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, pkg := echoLambda(t)
+	s3c := s3.NewFromConfig(lc.cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(cdkAssetsBucket)}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pkg)
+	key := hex.EncodeToString(sum[:]) + ".zip"
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(cdkAssetsBucket), Key: aws.String(key), Body: strings.NewReader(string(pkg))}); err != nil {
+		t.Fatal(err)
+	}
+	template := `{
+	  "Resources": {
+	    "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17",
+	      "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+	    "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+	      "Runtime": "provided.al2023", "Handler": "bootstrap", "Timeout": 5,
+	      "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+	      "Code": {"S3Bucket": "` + cdkAssetsBucket + `", "S3Key": "` + key + `"},
+	      "Environment": {"Variables": {"ECHO_VAR": "from-the-stack"}}}},
+	    "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+	      "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+	      "DefinitionString": {"Fn::Join": ["", [
+	        "{\"StartAt\":\"Echo\",\"States\":{\"Echo\":{\"Type\":\"Task\",\"Resource\":\"arn:aws:states:::lambda:invoke\",\"Parameters\":{\"FunctionName\":\"",
+	        {"Fn::GetAtt": ["Fn", "Arn"]},
+	        "\",\"Payload.$\":\"$\"},\"OutputPath\":\"$.Payload\",\"End\":true}}}"]]}}}
+	  },
+	  "Outputs": {"Machine": {"Value": {"Ref": "Machine"}}}
+	}`
+	cfn := cloudformation.NewFromConfig(lc.cfg)
+	if _, err := cfn.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String("gateway-test"), TemplateBody: aws.String(template)}); err != nil {
+		t.Fatal(err)
+	}
+	stack, err := cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String("gateway-test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var machine string
+	for _, o := range stack.Stacks[0].Outputs {
+		if aws.ToString(o.OutputKey) == "Machine" {
+			machine = aws.ToString(o.OutputValue)
+		}
+	}
+	if machine == "" {
+		t.Fatalf("no state machine in the stack's outputs (status %s)", stack.Stacks[0].StackStatus)
+	}
+	client := sfn.NewFromConfig(lc.cfg)
+	ex, err := client.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(machine), Name: aws.String("cfn"), Input: aws.String(`{"mode":"ok"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := awaitExecution(ctx, t, client, aws.ToString(ex.ExecutionArn))
+	if out.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("execution: %s %s %s", out.Status, aws.ToString(out.Error), aws.ToString(out.Cause))
+	}
+	if !strings.Contains(aws.ToString(out.Output), `"ECHO_VAR": "from-the-stack"`) {
+		t.Errorf("output %s: want the stack's environment", aws.ToString(out.Output))
 	}
 }
