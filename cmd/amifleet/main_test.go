@@ -39,9 +39,20 @@ const (
     "fleet":{"replicaInstanceIds":["i-2","i-3"],"instanceIds":["i-1","i-2","i-3"]}}},"Next":"Done"},
   "Done":{"Type":"Succeed"}}}`
 
+	// As the real Pipeline fails: a branch's Fail state (BranchFailed, the
+	// branch's errors as its cause), the Parallel's Catch into $.errors, Cleanup,
+	// then the final Fail with the normalised cause.
 	failingASL = `{"StartAt":"Validate","States":{
-  "Validate":{"Type":"Pass","Next":"LaunchBase"},
-  "LaunchBase":{"Type":"Pass","Next":"Failed"},
+  "Validate":{"Type":"Pass","Next":"BuildImageAndLoadBalancer"},
+  "BuildImageAndLoadBalancer":{"Type":"Parallel","Branches":[
+    {"StartAt":"LaunchBase","States":{
+      "LaunchBase":{"Type":"Pass","Result":{"Error":"StageError","Cause":"InsufficientInstanceCapacity"},"ResultPath":"$.errors.LaunchBase","Next":"ImageBranchFailed"},
+      "ImageBranchFailed":{"Type":"Fail","Error":"BranchFailed","CausePath":"States.JsonToString($.errors)"}}},
+    {"StartAt":"CreateLoadBalancer","States":{"CreateLoadBalancer":{"Type":"Pass","End":true}}}],
+   "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.errors.BuildImageAndLoadBalancer","Next":"Cleanup"}],
+   "Next":"Done"},
+  "Cleanup":{"Type":"Pass","Next":"Failed"},
+  "Done":{"Type":"Succeed"},
   "Failed":{"Type":"Fail","Error":"StageError","Cause":"LaunchBase failed: StageError: InsufficientInstanceCapacity"}}}`
 
 	slowASL = `{"StartAt":"Validate","States":{
@@ -319,6 +330,12 @@ func TestCLIAgainstMoto(t *testing.T) {
 		}
 		if !strings.Contains(r.stdout, "LaunchBase failed: StageError: InsufficientInstanceCapacity") || !strings.Contains(r.stdout, "FAILED") {
 			t.Error("the cause is not printed")
+		}
+		// The Parallel's failure, unwrapped from its branch's cause, then Cleanup.
+		failed := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  BuildImageAndLoadBalancer +failed: LaunchBase: StageError: InsufficientInstanceCapacity$`)
+		cleanup := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  Cleanup +succeeded`)
+		if f, c := failed.FindStringIndex(r.stdout), cleanup.FindStringIndex(r.stdout); f == nil || c == nil || f[0] > c[0] {
+			t.Error("want the Parallel's failure, then Cleanup")
 		}
 		s := amifleet(t, endpoint, []string{"AMIFLEET_PIPELINE_ARN=" + failingARN}, "status", "fails")
 		if s.code != 1 || !strings.Contains(s.stdout, "FAILED") {
