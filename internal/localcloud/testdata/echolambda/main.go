@@ -29,6 +29,10 @@ type Output struct {
 	Env       map[string]string `json:"env"`
 	// DeadlineMS is how long the runtime's deadline left the handler.
 	DeadlineMS int64 `json:"deadlineMs"`
+	// StartedNS and EndedNS (Unix nanoseconds) bound the handler's run, for tests of
+	// concurrency.
+	StartedNS int64 `json:"startedNs"`
+	EndedNS   int64 `json:"endedNs"`
 }
 
 // EchoError is the named error type the tests expect as errorType.
@@ -44,6 +48,7 @@ var reported = []string{
 }
 
 func handle(ctx context.Context, in Input) (Output, error) {
+	started := time.Now().UnixNano()
 	// Sleeps past the context's deadline on purpose: a stuck function, for the
 	// runtime's timeout to end.
 	time.Sleep(time.Duration(in.SleepMS) * time.Millisecond)
@@ -55,7 +60,7 @@ func handle(ctx context.Context, in Input) (Output, error) {
 	case "exit":
 		os.Exit(3)
 	}
-	out := Output{Input: in, PID: os.Getpid(), Env: map[string]string{}}
+	out := Output{Input: in, PID: os.Getpid(), Env: map[string]string{}, StartedNS: started}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		out.RequestID = lc.AwsRequestID
 	}
@@ -67,6 +72,7 @@ func handle(ctx context.Context, in Input) (Output, error) {
 			out.Env[k] = v
 		}
 	}
+	out.EndedNS = time.Now().UnixNano()
 	return out, nil
 }
 
