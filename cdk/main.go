@@ -46,6 +46,9 @@ func newApp(app awscdk.App, root string) (*AmiFleetStack, error) {
 	local := contextString(app, "local", "false") == "true"
 	schedule := contextString(app, "schedule", "")
 
+	if _, err := architecture(arch); err != nil {
+		return nil, err
+	}
 	props := &AmiFleetStackProps{
 		StackProps: awscdk.StackProps{
 			Description: jsii.String("amifleet: turns one EC2 instance into a load-balanced fleet (Lambdas + Step Functions)"),

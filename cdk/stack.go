@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/amifleet/amifleet/stepfunctions"
@@ -188,7 +189,7 @@ func (s *AmiFleetStack) stateMachine(name string, definition []byte, functions [
 	}
 	var invoke []*string
 	for _, f := range pipeline.Functions {
-		if !contains(functions, f.Name) {
+		if !slices.Contains(functions, f.Name) {
 			continue
 		}
 		arn := s.Functions[f.Name].FunctionArn()
@@ -270,15 +271,6 @@ func GoArch(name string) string {
 		return "amd64"
 	}
 	return "arm64"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // requiredZips are the zips NewAmiFleetStack reads from buildDir.

@@ -368,6 +368,7 @@ func TestStateMachines(t *testing.T) {
 			literal, refs := joinParts(t, p["DefinitionString"])
 			if strings.Contains(literal, "${") {
 				i := strings.Index(literal, "${")
+				// Even in a Comment: CloudFormation and cfn-lint (E1029) read "${" as a parameter.
 				t.Errorf("unresolved placeholder in definition: %q", literal[i:min(len(literal), i+60)])
 			}
 			var referenced []string
@@ -503,11 +504,24 @@ func TestCdkNagAwsSolutionsClean(t *testing.T) {
 	}
 }
 
-func TestMissingZipsAreReported(t *testing.T) {
-	app := awscdk.NewApp(nil)
-	_, err := newApp(app, t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), "make build ARCH=arm64") {
-		t.Fatalf("newApp without zips: %v, want a hint to run make build", err)
+func TestBadSetupIsReportedBeforeSynth(t *testing.T) {
+	tests := []struct {
+		name string
+		ctx  map[string]any
+		want string
+	}{
+		{"no zips", nil, "run `make build ARCH=arm64` first"},
+		{"no x86 zips", map[string]any{"arch": "x86_64"}, "build/amd64/validate.zip is missing"},
+		{"unknown architecture", map[string]any{"arch": "sparc"}, `architecture "sparc"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := awscdk.NewApp(&awscdk.AppProps{Context: &tt.ctx})
+			_, err := newApp(app, t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("newApp: %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }
 
