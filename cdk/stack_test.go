@@ -78,7 +78,9 @@ func fakeRoot(t *testing.T, goarch string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not t.TempDir: the synthesized apps outlive the test that made them.
+	// Not t.TempDir: the synthesized apps outlive the test that made them; TestMain
+	// removes it.
+	tempRoots = append(tempRoots, root)
 	build := filepath.Join(root, "build", goarch)
 	if err := os.MkdirAll(build, 0o755); err != nil {
 		t.Fatal(err)
@@ -121,9 +123,15 @@ func writeZip(t *testing.T, path, content string) {
 	}
 }
 
+// tempRoots are fakeRoot's folders, removed when every test has run.
+var tempRoots []string
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	jsii.Close()
+	for _, r := range tempRoots {
+		_ = os.RemoveAll(r)
+	}
 	os.Exit(code)
 }
 
