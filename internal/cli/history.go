@@ -206,6 +206,9 @@ func (h *history) exited(name string, at time.Time, output string) string {
 	if p := pollAnswer(h.input[name], output); p != "" {
 		return p + took
 	}
+	if v := verifyAnswer(h.input[name], output); v != "" {
+		return v + took
+	}
 	return "succeeded" + took
 }
 
@@ -331,6 +334,26 @@ func pollAnswer(input, output string) string {
 		return s
 	}
 	return ""
+}
+
+// verifyAnswer says what Verify saw, when the state added resources.verify:
+// "passed: 12 requests, 3 hostnames", or "skipped: <reason>".
+func verifyAnswer(input, output string) string {
+	var in, out pipeline.Document
+	if json.Unmarshal([]byte(output), &out) != nil || out.Resources.Verify == nil {
+		return ""
+	}
+	if json.Unmarshal([]byte(input), &in) == nil && in.Resources.Verify != nil {
+		return ""
+	}
+	v := out.Resources.Verify
+	switch {
+	case v.Reason != "":
+		return v.Status + ": " + firstLine(v.Reason)
+	case v.Status == pipeline.VerifyPassed:
+		return fmt.Sprintf("%s: %d requests, %d hostnames", v.Status, v.Requests, len(v.Hostnames))
+	}
+	return v.Status
 }
 
 // describeFailure makes one line of a Step Functions error and cause. A Lambda's

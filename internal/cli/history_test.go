@@ -143,6 +143,20 @@ func TestHistoryLines(t *testing.T) {
 			},
 		},
 		{
+			name: "Verify says what it saw",
+			events: []ev{
+				{typ: entered, name: "Verify", doc: `{"resources":{}}`},
+				{typ: exited, name: "Verify", doc: `{"resources":{"verify":{"status":"skipped","reason":"the local cloud has no data plane","requests":0}}}`},
+				{typ: entered, name: "Verify", doc: `{"resources":{}}`},
+				{typ: exited, name: "Verify", doc: `{"resources":{"verify":{"status":"passed","requests":12,"hostnames":["a","b","c"]}}}`},
+			},
+			want: []string{
+				"12:00:00 Verify started",
+				"12:00:01 Verify skipped: the local cloud has no data plane (1.0s)",
+				"12:00:03 Verify passed: 12 requests, 3 hostnames (1.0s)",
+			},
+		},
+		{
 			name: "a legacy Lambda task failed, not caught",
 			events: []ev{
 				{typ: entered, name: "Verify", doc: "{}"},
