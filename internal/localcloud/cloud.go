@@ -116,6 +116,10 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 			return nil, err
 		}
 	}
+	// Commands run in root, so every path made from it must stand on its own.
+	if root, err = filepath.Abs(root); err != nil {
+		return nil, err
+	}
 	logw := opts.LogWriter
 	if logw == nil {
 		logw = io.Discard

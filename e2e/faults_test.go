@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amifleet/amifleet/internal/localcloud"
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+)
+
+// The gateway's faults match API actions in every region, and its counts are
+// global: these scenarios run one at a time, after TestFleets (Go runs a file's
+// top-level tests in order, and TestFleets' parallel subtests end before it returns).
+
+// functionName is the deployed name of a stage's function in region.
+func functionName(t *testing.T, region, stage string) string {
+	t.Helper()
+	name := stack(t, region).Outputs[stage+"FunctionName"]
+	if name == "" {
+		t.Fatalf("no %sFunctionName output in %s", stage, region)
+	}
+	return name
+}
+
+// clearFaults removes every fault when the test ends, whatever happened.
+func clearFaults(t *testing.T) {
+	t.Helper()
+	lc.Gateway.ClearFaults()
+	t.Cleanup(lc.Gateway.ClearFaults)
+}
+
+// createCalls are the counted calls that create or change something.
+func createCalls(counts map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, n := range counts {
+		service, action, _ := strings.Cut(k, ":")
+		if service != "ec2" && service != "elasticloadbalancing" {
+			continue
+		}
+		for _, p := range []string{"Create*", "RunInstances", "Authorize*", "Register*", "StartInstances", "ModifyInstance*"} {
+			if ok, _ := path.Match(p, action); ok && n > 0 {
+				out[k] = n
+			}
+		}
+	}
+	return out
+}
+
+func TestFaults(t *testing.T) {
+	// 6. Bad input fails at validation, and nothing is created.
+	t.Run("BadInput", func(t *testing.T) {
+		clearFaults(t)
+		lc.Gateway.ResetCounts()
+		e := start(t, primary, "e2e-bad-input", localInput(t, map[string]any{"replicaCount": 1000})).wait(t)
+		if e.desc.Status != sfntypes.ExecutionStatusFailed || aws.ToString(e.desc.Error) != "BadInputError" {
+			t.Fatalf("%s %s, want FAILED with BadInputError", e.desc.Status, aws.ToString(e.desc.Error))
+		}
+		if cause := aws.ToString(e.desc.Cause); !strings.Contains(cause, "replicaCount") {
+			t.Errorf("cause %q does not name the field replicaCount", cause)
+		}
+		counts := lc.Gateway.Counts()
+		if counts["lambda:Invoke"] == 0 {
+			t.Errorf("no Lambda Invoke counted: %v", counts)
+		}
+		if c := createCalls(counts); len(c) > 0 {
+			t.Errorf("create calls made for a bad input: %v", c)
+		}
+		for _, h := range e.history(t) {
+			if d := h.StateEnteredEventDetails; d != nil && aws.ToString(d.Name) != "Validate" && aws.ToString(d.Name) != "InvalidInput" {
+				t.Errorf("state %s entered after a bad input", aws.ToString(d.Name))
+			}
+		}
+		nothingLeft(t, primary, e.runID)
+	})
+
+	// 4. Throttling on the first calls of DescribeInstances and CreateImage: the
+	// stages' retries ride it out.
+	t.Run("Throttling", func(t *testing.T) {
+		clearFaults(t)
+		lc.Gateway.ResetCounts()
+		lc.Gateway.InjectAPIError("ec2:DescribeInstances", "RequestLimitExceeded", 0, 3)
+		lc.Gateway.InjectAPIError("ec2:CreateImage", "RequestLimitExceeded", 0, 2)
+		e := start(t, primary, "e2e-throttled", localInput(t, nil)).wait(t).succeeded(t)
+		checkFleet(t, e, 2)
+		counts := lc.Gateway.Counts()
+		// Each faulted call was answered RequestLimitExceeded and made again.
+		if counts["ec2:CreateImage"] < 3 || counts["ec2:DescribeInstances"] < 4 {
+			t.Errorf("CreateImage called %d times, DescribeInstances %d: the throttled calls were not made again",
+				counts["ec2:CreateImage"], counts["ec2:DescribeInstances"])
+		}
+	})
+
+	// 5. A stage's process crashing once: Lambda's Runtime.ExitError is retried.
+	t.Run("CrashOnce", func(t *testing.T) {
+		clearFaults(t)
+		lc.Gateway.CrashFunction(functionName(t, primary, "LaunchBase"), 1)
+		e := start(t, primary, "e2e-crash-once", localInput(t, nil)).wait(t).succeeded(t)
+		checkFleet(t, e, 2)
+		failed := 0
+		for _, h := range e.history(t) {
+			switch h.Type {
+			case sfntypes.HistoryEventTypeTaskFailed, sfntypes.HistoryEventTypeLambdaFunctionFailed:
+				failed++
+				if d := h.TaskFailedEventDetails; d != nil && !strings.Contains(aws.ToString(d.Error), "Runtime.ExitError") {
+					t.Errorf("task failed with %s, want Runtime.ExitError", aws.ToString(d.Error))
+				}
+			}
+		}
+		if failed != 1 {
+			t.Errorf("%d failed tasks in the history, want the one crash", failed)
+		}
+	})
+
+	// 3. For each stage in turn, a failure no retry cures: the run fails, the cause
+	// names the stage, and Cleanup leaves nothing with the run tag.
+	t.Run("StageFails", func(t *testing.T) {
+		cases := []struct {
+			state string // the state that fails, as the cause names it
+			api   *localcloud.APIFault
+			crash string // stage whose function crashes on every call
+			after string // inject once this state is entered (the function serves an earlier state too)
+			input map[string]any
+		}{
+			// Validate reads the account only for what the input names: an image id.
+			{state: "Validate", api: &localcloud.APIFault{Action: "ec2:DescribeImages", Code: "UnauthorizedOperation"},
+				input: map[string]any{"imageId": defaultImage(t, primary)}},
+			{state: "CreateSecurityGroups", api: &localcloud.APIFault{Action: "ec2:CreateSecurityGroup", Code: "UnauthorizedOperation"}},
+			{state: "LaunchBase", api: &localcloud.APIFault{Action: "ec2:RunInstances", Code: "UnauthorizedOperation"}},
+			{state: "CheckBaseStopped", crash: "CheckInstances"},
+			{state: "CreateImage", api: &localcloud.APIFault{Action: "ec2:CreateImage", Code: "UnauthorizedOperation"}},
+			{state: "CheckImage", crash: "CheckImage"},
+			{state: "CreateLoadBalancer", api: &localcloud.APIFault{Action: "elasticloadbalancing:CreateLoadBalancer", Code: "AccessDenied"}},
+			{state: "CheckLoadBalancer", crash: "CheckLoadBalancer"},
+			{state: "LaunchReplicas", crash: "LaunchReplicas"},
+			{state: "CheckInstancesRunning", crash: "CheckInstances", after: "LaunchReplicas"},
+			{state: "RegisterTargets", api: &localcloud.APIFault{Action: "elasticloadbalancing:RegisterTargets", Code: "AccessDenied"}},
+			{state: "CheckTargets", crash: "CheckTargets"},
+			{state: "Verify", crash: "Verify"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.state, func(t *testing.T) {
+				clearFaults(t)
+				inject := func() {
+					if tc.api != nil {
+						lc.Gateway.AddFault(*tc.api) // Count 0: every call fails
+					}
+					if tc.crash != "" {
+						lc.Gateway.CrashFunction(functionName(t, primary, tc.crash), 100)
+					}
+				}
+				if tc.after == "" {
+					inject()
+				}
+				e := start(t, primary, "e2e-fail-"+strings.ToLower(tc.state), localInput(t, tc.input))
+				if tc.after != "" {
+					waitEntered(t, e, tc.after)
+					inject()
+				}
+				e.wait(t)
+				if e.desc.Status != sfntypes.ExecutionStatusFailed {
+					t.Fatalf("%s, want FAILED", e.desc.Status)
+				}
+				cause := aws.ToString(e.desc.Cause)
+				if !strings.Contains(cause, tc.state) {
+					t.Errorf("cause %q (error %s) does not name %s", cause, aws.ToString(e.desc.Error), tc.state)
+				}
+				if aws.ToString(e.desc.Error) == "CleanupFailed" {
+					t.Errorf("cleanup failed: %s", cause)
+				}
+				nothingLeft(t, primary, e.runID)
+			})
+		}
+	})
+}
+
+// defaultImage is the AMI the default image parameter names in region.
+func defaultImage(t *testing.T, region string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := ssm.NewFromConfig(lc.DirectConfig(region)).GetParameter(ctx, &ssm.GetParameterInput{
+		Name: aws.String(pipeline.DefaultConfig().ImageParameter),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.Parameter.Value)
+}
+
+// waitEntered waits until the execution has entered state (bounded).
+func waitEntered(t *testing.T, e *execution, state string) {
+	t.Helper()
+	deadline := time.Now().Add(runTimeout)
+	for time.Now().Before(deadline) {
+		for _, h := range e.history(t) {
+			if d := h.StateEnteredEventDetails; d != nil && aws.ToString(d.Name) == state {
+				return
+			}
+			if h.Type == sfntypes.HistoryEventTypeExecutionFailed || h.Type == sfntypes.HistoryEventTypeExecutionSucceeded {
+				t.Fatalf("%s ended before entering %s", e.name, state)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s did not enter %s within %s", e.name, state, runTimeout)
+}
