@@ -143,7 +143,12 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 		}
 	}()
 
-	// Checked first, so a machine without them fails in a second, not after a build.
+	// Checked first, so that these fail in a second, not after a build.
+	if opts.StateFile != "" {
+		if st, err := ReadState(opts.StateFile); err == nil && st.alive() {
+			return c, errAlreadyRunning(st)
+		}
+	}
 	if err := CheckMoto(ctx, pythonOr(opts.Python)); err != nil {
 		return c, err
 	}
@@ -350,7 +355,7 @@ func DefaultStateFile() string {
 
 func (c *Cloud) writeState(path string) error {
 	if old, err := ReadState(path); err == nil && old.alive() {
-		return fmt.Errorf("a local cloud is already running (pid %d, %s): stop it with `amifleet local down`", old.PID, old.Endpoint)
+		return errAlreadyRunning(old)
 	}
 	st := State{
 		PID:      os.Getpid(),
@@ -371,6 +376,10 @@ func (c *Cloud) writeState(path string) error {
 		return fmt.Errorf("state file: %w", err)
 	}
 	return os.Rename(tmp, path)
+}
+
+func errAlreadyRunning(st State) error {
+	return fmt.Errorf("a local cloud is already running (pid %d, %s): stop it with `amifleet local down`", st.PID, st.Endpoint)
 }
 
 // ReadState reads a state file.
