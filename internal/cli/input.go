@@ -125,7 +125,9 @@ func applyFlags(opts RunOptions) (json.RawMessage, error) {
 	return json.Marshal(fields)
 }
 
-// NewExecutionName is a fresh execution name: amifleet-<UTC time>-<4 hex digits>.
+// NewExecutionName is a fresh execution name: <UTC yymmdd-hhmmss>-<4 hex digits>,
+// 18 characters, so that it is the run id unchanged (at most pipeline.MaxRunIDLength)
+// and resources read amifleet-261127-110304-0a0b-alb, not a cut, hashed name.
 // The random part keeps two runs started in the same second apart.
 func NewExecutionName(now time.Time, random io.Reader) (string, error) {
 	if random == nil {
@@ -135,7 +137,7 @@ func NewExecutionName(now time.Time, random io.Reader) (string, error) {
 	if _, err := io.ReadFull(random, b[:]); err != nil {
 		return "", fmt.Errorf("execution name: %w", err)
 	}
-	return "amifleet-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:]), nil
+	return now.UTC().Format("060102-150405") + "-" + hex.EncodeToString(b[:]), nil
 }
 
 // SanitizeExecutionName makes name a valid execution name that is the same every

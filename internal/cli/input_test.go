@@ -22,7 +22,7 @@ func TestPrepareRun(t *testing.T) {
 		wantErr      string // the message must hold this (exit 2)
 	}{
 		{name: "no input, default name", opts: RunOptions{},
-			wantInput: `{}`, wantName: "amifleet-20261127-110304-0a0b", wantReplicas: 2},
+			wantInput: `{}`, wantName: "261127-110304-0a0b", wantRunID: "261127-110304-0a0b", wantReplicas: 2},
 		{name: "flags over the file", opts: RunOptions{Input: []byte(`{"replicaCount": 5, "tags": {"team": "web"}}`), Replicas: &three, InstanceType: "t3.small", Name: "ci-1"},
 			wantInput: `{"replicaCount":3,"instanceType":"t3.small","tags":{"team":"web"}}`, wantName: "ci-1", wantRunID: "ci-1", wantReplicas: 3},
 		{name: "the file kept as it is without flags", opts: RunOptions{Input: []byte(`{"replicaCount": 4}`), Name: "x"},
