@@ -85,5 +85,6 @@ cdk-test: synth check-tools
 .PHONY: local
 
 ## local: build, deploy into the local cloud, run events/local-input.json, print what it made, stop
+# (LOCAL_FLAGS="--port 4567 --input FILE" for another port or input)
 local:
-	$(GO) run ./cmd/amifleet local run
+	$(GO) run ./cmd/amifleet local run $(LOCAL_FLAGS)
