@@ -88,3 +88,11 @@ cdk-test: synth check-tools
 # (LOCAL_FLAGS="--port 4567 --input FILE" for another port or input)
 local:
 	$(GO) run ./cmd/amifleet local run $(LOCAL_FLAGS)
+
+# ---- Benchmarks: slow (the local cloud and five pipeline runs), so not part of `make test`;
+# their pure parts (history counting, target checks, estimates, plot) are unit-tested there.
+.PHONY: bench
+
+## bench: Lambda sizes, cold starts and memory, CDK synth, pipeline runs at 1-200 replicas in the local cloud; checks the targets; writes docs/benchmarks.md and docs/benchmarks.png
+bench:
+	$(GO) run ./bench
