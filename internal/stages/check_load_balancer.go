@@ -38,10 +38,7 @@ func (s *Stages) CheckLoadBalancer(ctx context.Context, doc pipeline.Document) (
 		polls = *doc.Polls // a copy: the caller's document stays as it was
 	}
 	doc.Polls = &polls
-	poll := pipeline.PollResult{State: string(state.Code), Attempts: 1}
-	if prev := doc.Polls.LoadBalancer; prev != nil {
-		poll.Attempts = prev.Attempts + 1
-	}
+	poll := pipeline.PollResult{State: string(state.Code), Attempts: attemptAfter(polls.LoadBalancer)}
 	switch state.Code {
 	case elbtypes.LoadBalancerStateEnumActive:
 		poll.Ready = true

@@ -54,10 +54,7 @@ func (s *Stages) CheckTargets(ctx context.Context, doc pipeline.Document) (pipel
 	if doc.Polls != nil {
 		polls = *doc.Polls // a copy: the caller's document stays as it was
 	}
-	poll := pipeline.PollResult{Attempts: 1}
-	if prev := polls.TargetsHealthy; prev != nil {
-		poll.Attempts = prev.Attempts + 1
-	}
+	poll := pipeline.PollResult{Attempts: attemptAfter(polls.TargetsHealthy)}
 	healthy := len(fleet.InstanceIDs) - len(waiting)
 	poll.State = fmt.Sprintf("%d/%d healthy", healthy, len(fleet.InstanceIDs))
 	if len(waiting) == 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -243,28 +242,11 @@ func (s *Stages) checkRunTag(ctx context.Context, what, arn, runID string) error
 	return &pipeline.StageError{Err: fmt.Errorf("%s (%s) exists but is %w %q; refusing to adopt it: delete or rename it, or start the run under another name", what, arn, errNotThisRun, runID)}
 }
 
-// elbTags are the tags of a run's ELBv2 resource: the user's tags, then the run id,
-// role and Name, which a user tag of the same key cannot override (the run finds and
-// deletes its resources by them).
+// elbTags are runTags for ELBv2.
 func elbTags(runID, role string, userTags map[string]string) []elbtypes.Tag {
-	own := map[string]string{
-		pipeline.TagRunID: runID,
-		pipeline.TagRole:  role,
-		pipeline.TagName:  pipeline.ResourceName(runID, role),
-	}
-	keys := make([]string, 0, len(userTags))
-	for k := range userTags {
-		if _, reserved := own[k]; !reserved {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	tags := make([]elbtypes.Tag, 0, len(keys)+len(own))
-	for _, k := range keys {
-		tags = append(tags, elbtypes.Tag{Key: aws.String(k), Value: aws.String(userTags[k])})
-	}
-	for _, k := range []string{pipeline.TagRunID, pipeline.TagRole, pipeline.TagName} {
-		tags = append(tags, elbtypes.Tag{Key: aws.String(k), Value: aws.String(own[k])})
+	var tags []elbtypes.Tag
+	for _, kv := range runTags(runID, role, userTags) {
+		tags = append(tags, elbtypes.Tag{Key: aws.String(kv[0]), Value: aws.String(kv[1])})
 	}
 	return tags
 }

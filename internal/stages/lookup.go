@@ -33,10 +33,11 @@ func tagFilters(runID, role string) []ec2types.Filter {
 	return f
 }
 
-// ec2Tags are the tags of a run's EC2 resource: the user's tags, then the run id,
-// role and Name, which a user tag of the same key cannot override (the run finds and
-// deletes its resources by them).
-func ec2Tags(runID, role string, userTags map[string]string) []ec2types.Tag {
+// runTags are the tags of a run's resource, in order: the user's tags, then the
+// run id, role and Name, which a user tag of the same key cannot override (the run
+// finds and deletes its resources by them). ec2Tags and elbTags spell them for
+// each API.
+func runTags(runID, role string, userTags map[string]string) [][2]string {
 	own := map[string]string{
 		pipeline.TagRunID: runID,
 		pipeline.TagRole:  role,
@@ -49,12 +50,21 @@ func ec2Tags(runID, role string, userTags map[string]string) []ec2types.Tag {
 		}
 	}
 	sort.Strings(keys)
-	tags := make([]ec2types.Tag, 0, len(keys)+len(own))
+	tags := make([][2]string, 0, len(keys)+len(own))
 	for _, k := range keys {
-		tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(userTags[k])})
+		tags = append(tags, [2]string{k, userTags[k]})
 	}
 	for _, k := range []string{pipeline.TagRunID, pipeline.TagRole, pipeline.TagName} {
-		tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(own[k])})
+		tags = append(tags, [2]string{k, own[k]})
+	}
+	return tags
+}
+
+// ec2Tags are runTags for EC2.
+func ec2Tags(runID, role string, userTags map[string]string) []ec2types.Tag {
+	var tags []ec2types.Tag
+	for _, kv := range runTags(runID, role, userTags) {
+		tags = append(tags, ec2types.Tag{Key: aws.String(kv[0]), Value: aws.String(kv[1])})
 	}
 	return tags
 }
