@@ -59,8 +59,10 @@ var sizes = map[string]sizing{
 	"LaunchReplicas":       {256, 120},
 	"RegisterTargets":      {256, 60},
 	"CheckTargets":         {128, 30},
-	// Verify sends config.verify.requests GETs with their own timeouts.
-	"Verify": {128, 60},
+	// Verify sends config.verify.requests GETs with their own timeouts: Validate
+	// accepts up to pipeline.MaxVerifySeconds of them (the default 12 × 5 s is 60 s
+	// alone), and a Lambda timeout is a Sandbox.Timedout that no Retry catches.
+	"Verify": {128, pipeline.MaxVerifySeconds + 30},
 	// Cleanup deletes in reverse order and may be called many times by its poll loop.
 	"Cleanup": {256, 120},
 }

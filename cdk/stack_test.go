@@ -187,8 +187,11 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 		"LaunchReplicas":       {256, 120},
 		"RegisterTargets":      {256, 60},
 		"CheckTargets":         {128, 30},
-		"Verify":               {128, 60},
+		"Verify":               {128, 330},
 		"Cleanup":              {256, 120},
+	}
+	if v := want["Verify"].timeout; v <= pipeline.MaxVerifySeconds {
+		t.Fatalf("Verify's timeout %v s leaves no margin over the %d s that Validate lets it take", v, pipeline.MaxVerifySeconds)
 	}
 	for _, tc := range []struct {
 		ctx  map[string]any
