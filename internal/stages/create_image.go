@@ -56,7 +56,7 @@ func (s *Stages) CreateImage(ctx context.Context, doc pipeline.Document) (pipeli
 	}
 	out, err := s.EC2.CreateImage(ctx, in)
 	if ErrorCode(err) == "InvalidAMIName.Duplicate" {
-		id, adoptErr := s.adoptImage(ctx, doc.RunID, name)
+		id, adoptErr := s.adoptImage(ctx, doc.RunID, name, err)
 		if adoptErr != nil {
 			return doc, adoptErr
 		}
@@ -93,12 +93,17 @@ func withImageID(doc pipeline.Document, imageID string) pipeline.Document {
 
 // adoptImage finds the image that holds name: its id when it is this run's and
 // alive, "" when it is this run's but dead (a new name is needed), and an error when
-// another run or a person owns it.
-func (s *Stages) adoptImage(ctx context.Context, runID, name string) (string, error) {
+// another run or a person owns it. When no image of that name is visible yet (EC2's
+// describes lag its creates), it is a RetryableError: creating under another name
+// would make the run a second AMI.
+func (s *Stages) adoptImage(ctx context.Context, runID, name string, dupErr error) (string, error) {
 	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"},
 		Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{name}}}})
 	if err != nil {
 		return "", fmt.Errorf("describe image named %s: %w", name, err)
+	}
+	if len(out.Images) == 0 {
+		return "", &pipeline.RetryableError{Err: fmt.Errorf("the image name %s is taken, but no image of that name is visible yet: %w", name, dupErr)}
 	}
 	for _, img := range out.Images {
 		if tagValue(img.Tags, pipeline.TagRunID) != runID {

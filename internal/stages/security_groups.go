@@ -182,6 +182,11 @@ func (s *Stages) adoptSecurityGroup(ctx context.Context, runID, vpcID, name stri
 	if err != nil {
 		return "", nil, fmt.Errorf("describe security group %s: %w", name, err)
 	}
+	if len(out.SecurityGroups) == 0 {
+		// EC2's describes lag its creates: the group a first run made is not
+		// visible yet. A later try finds it, by tag or by name.
+		return "", nil, &pipeline.RetryableError{Err: fmt.Errorf("security group %s exists in %s but is not visible yet: %w", name, vpcID, dupErr)}
+	}
 	for _, g := range out.SecurityGroups {
 		for _, t := range g.Tags {
 			if aws.ToString(t.Key) == pipeline.TagRunID && aws.ToString(t.Value) == runID {
