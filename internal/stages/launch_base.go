@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/amifleet/amifleet/internal/userdata"
@@ -54,6 +56,12 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	in.InstanceInitiatedShutdownBehavior = ec2types.ShutdownBehaviorStop
 	in.ClientToken = aws.String(clientToken(doc.RunID, pipeline.RoleBase))
 	out, err := s.EC2.RunInstances(ctx, in)
+	if isArchitectureMismatch(err) {
+		return doc, &pipeline.BadInputError{Field: "instanceType", Message: fmt.Sprintf(
+			"%s cannot run AMI %s (%s): give an instance type of the AMI's architecture, or an imageId or "+
+				"imageParameter of the instance type's (the default imageParameter is x86_64, for t2.micro): %s",
+			doc.Config.InstanceType, imageID, root.Architecture, awsMessage(err))}
+	}
 	if err != nil {
 		return doc, fmt.Errorf("launch the base instance from %s: %w", imageID, err)
 	}
@@ -64,6 +72,15 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	Log(ctx).Info("launched base instance", "instanceId", id, "imageId", imageID, "subnetId", net.SubnetIDs[0])
 	setImage(&doc, imageID, id)
 	return doc, nil
+}
+
+// isArchitectureMismatch reports whether RunInstances refused an instance type and
+// an AMI of different architectures (an arm64 Graviton type with an x86_64 AMI, or
+// the reverse). EC2 says so only in the message of an InvalidParameterValue.
+func isArchitectureMismatch(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "InvalidParameterValue" &&
+		strings.Contains(strings.ToLower(api.ErrorMessage()), "architecture")
 }
 
 // setImage records the base instance, keeping what the image stages recorded.
@@ -104,11 +121,13 @@ func (s *Stages) sourceImage(ctx context.Context, cfg pipeline.Config) (string, 
 type rootVolume struct {
 	DeviceName string
 	SizeGiB    int32
+	// Architecture is the AMI's, for the message when the instance type's differs.
+	Architecture string
 }
 
 // rootVolumeOf reads the root volume of an image.
 func rootVolumeOf(img ec2types.Image) rootVolume {
-	root := rootVolume{DeviceName: aws.ToString(img.RootDeviceName)}
+	root := rootVolume{DeviceName: aws.ToString(img.RootDeviceName), Architecture: string(img.Architecture)}
 	for _, bd := range img.BlockDeviceMappings {
 		if aws.ToString(bd.DeviceName) == root.DeviceName && bd.Ebs != nil {
 			root.SizeGiB = aws.ToInt32(bd.Ebs.VolumeSize)

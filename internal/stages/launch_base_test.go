@@ -228,3 +228,27 @@ func TestUndoBaseToleratesInstancesAlreadyGone(t *testing.T) {
 		t.Errorf("remaining %v, error %v; want nothing left and no error", remaining, err)
 	}
 }
+
+// EC2 refuses an instance type and an AMI of different architectures only when
+// asked to launch; the run then says which field to change, and it is not retried.
+func TestLaunchBaseArchitectureMismatch(t *testing.T) {
+	c := newFakeCloud(t)
+	doc := withNetwork(t, c, testDoc())
+	doc.Config.InstanceType = "t4g.micro"
+	c.failOnce("RunInstances", fakeErr("InvalidParameterValue", "The architecture 'arm64' of the specified instance "+
+		"type does not match the architecture 'x86_64' of the specified AMI."))
+	_, err := c.stages().LaunchBase(context.Background(), doc)
+	assertBadInput(t, err, "instanceType")
+	if msg := err.Error(); !strings.Contains(msg, "t4g.micro") || !strings.Contains(msg, fakeBaseImage) {
+		t.Errorf("message %q does not name the instance type and the AMI", msg)
+	}
+	if got := pipeline.ErrorName(Classify("LaunchBase", err)); got != pipeline.ErrBadInput {
+		t.Errorf("classified as %s, want %s", got, pipeline.ErrBadInput)
+	}
+
+	// Any other InvalidParameterValue stays the AWS error it is.
+	c.failOnce("RunInstances", fakeErr("InvalidParameterValue", "Value (x) for parameter iamInstanceProfile is invalid"))
+	if _, err := c.stages().LaunchBase(context.Background(), doc); ErrorCode(err) != "InvalidParameterValue" {
+		t.Errorf("got %v, want the InvalidParameterValue error", err)
+	}
+}
