@@ -72,6 +72,8 @@ var retryableCodes = map[string]bool{
 	"ServiceUnavailable":           true,
 	"InternalError":                true,
 	"InternalFailure":              true,
+	"InternalServerError":          true, // SSM's
+	"Unavailable":                  true,
 	"InvalidInstanceID.NotFound":   true,
 	"InvalidAMIID.NotFound":        true,
 	"InvalidGroup.NotFound":        true,

@@ -1,0 +1,53 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
+)
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantType  string
+		wantStage string // in the message; "" when the type carries none
+	}{
+		{"EC2 throttling", fakeErr("RequestLimitExceeded", "slow down"), pipeline.ErrRetryable, "LaunchBase"},
+		{"ELB throttling", fakeErr("Throttling", "Rate exceeded"), pipeline.ErrRetryable, "LaunchBase"},
+		{"SSM internal error", fakeErr("InternalServerError", "oops"), pipeline.ErrRetryable, "LaunchBase"},
+		{"instance not visible yet, wrapped", fmt.Errorf("describe: %w", fakeErr("InvalidInstanceID.NotFound", "no")), pipeline.ErrRetryable, "LaunchBase"},
+		{"base still stopping", fakeErr("IncorrectInstanceState", "stopping"), pipeline.ErrRetryable, "LaunchBase"},
+		{"no capacity", fakeErr("InsufficientInstanceCapacity", "none"), pipeline.ErrRetryable, "LaunchBase"},
+		{"deadline", context.DeadlineExceeded, pipeline.ErrRetryable, "LaunchBase"},
+		{"access denied", fakeErr("UnauthorizedOperation", "not allowed"), pipeline.ErrStage, "LaunchBase"},
+		{"quota", fakeErr("InstanceLimitExceeded", "limit"), pipeline.ErrStage, "LaunchBase"},
+		{"bad parameter", fakeErr("InvalidParameterValue", "no"), pipeline.ErrStage, "LaunchBase"},
+		{"plain error", errors.New("boom"), pipeline.ErrStage, "LaunchBase"},
+		{"bad input", &pipeline.BadInputError{Field: "instanceType", Message: "no"}, pipeline.ErrBadInput, ""},
+		{"bad input inside a StageError", &pipeline.StageError{Err: &pipeline.BadInputError{Field: "x", Message: "no"}}, pipeline.ErrBadInput, ""},
+		{"bad input wrapped", fmt.Errorf("launch: %w", &pipeline.BadInputError{Field: "x", Message: "no"}), pipeline.ErrBadInput, ""},
+		{"stage error keeps its type", &pipeline.StageError{Err: errors.New("no")}, pipeline.ErrStage, "LaunchBase"},
+		{"resource failed", &pipeline.ResourceFailedError{Resource: "image", State: "failed"}, pipeline.ErrResourceFailed, "LaunchBase"},
+		{"a stage already named is kept", &pipeline.RetryableError{Stage: "CheckImage", Err: errors.New("x")}, pipeline.ErrRetryable, "CheckImage"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Classify("LaunchBase", tc.err)
+			if name := pipeline.ErrorName(got); name != tc.wantType {
+				t.Errorf("type %s, want %s (%v)", name, tc.wantType, got)
+			}
+			var bad *pipeline.BadInputError
+			if errors.As(got, &bad) && got != error(bad) {
+				t.Errorf("bad input wrapped in %T: the ASL matches the outer type", got)
+			}
+			if tc.wantStage != "" && !strings.HasPrefix(got.Error(), tc.wantStage+": ") {
+				t.Errorf("message %q does not start with the stage %s", got.Error(), tc.wantStage)
+			}
+		})
+	}
+}
