@@ -187,6 +187,12 @@ func runLocal(ctx context.Context, g *globals, c *localcloud.Cloud, plan cli.Run
 	// still says what it left.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if runErr == nil {
+		fmt.Fprintln(g.stdout, "\noutputs:")
+		if err := r.Outputs(rctx, plan.Name); err != nil {
+			fmt.Fprintf(g.stderr, "amifleet local: outputs: %v\n", err)
+		}
+	}
 	fmt.Fprintln(g.stdout)
 	res, err := localcloud.ReadRun(rctx, c.DirectConfig(c.Region), plan.RunID)
 	if err != nil {
@@ -196,7 +202,7 @@ func runLocal(ctx context.Context, g *globals, c *localcloud.Cloud, plan cli.Run
 	}
 	arn := strings.Replace(stack.PipelineARN, ":stateMachine:", ":execution:", 1) + ":" + plan.Name
 	if desc, err := client.DescribeExecution(rctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)}); err == nil {
-		fmt.Fprintln(g.stdout, "verify:", verifyLine(desc))
+		fmt.Fprintln(g.stdout, "\nverify:", verifyLine(desc))
 	}
 	return runErr
 }

@@ -403,7 +403,9 @@ func (r RunResources) Print(w io.Writer) {
 			strings.Join(im.SnapshotIDs, " "), im.Tags[pipeline.TagRole])
 	}
 	for _, s := range r.Snapshots {
-		fmt.Fprintf(tw, "  snapshot\t%s\t%s\tfrom %s, encrypted %s, tagged %s\n", s.ID, s.State, s.VolumeID, yesNo[s.Encrypted], s.Tags[pipeline.TagRole])
+		// Not its encryption: moto makes an AMI's snapshot from a fresh volume of its
+		// own, unencrypted whatever the instance's root volume was.
+		fmt.Fprintf(tw, "  snapshot\t%s\t%s\tfrom %s, tagged %s\n", s.ID, s.State, s.VolumeID, s.Tags[pipeline.TagRole])
 	}
 	for _, lb := range r.LoadBalancers {
 		fmt.Fprintf(tw, "  load balancer\t%s\t%s\t%s %s, %s\n", lb.Name, lb.State, lb.Scheme, lb.Type, lb.DNSName)
