@@ -144,6 +144,21 @@ func BranchTimeline(events []sfntypes.HistoryEvent, p Parallel, start time.Time)
 	return out
 }
 
+// TaskSeconds sums, per function, the time its Task states took, entered to exited
+// (retries and the interpreter's own work included).
+func TaskSeconds(events []sfntypes.HistoryEvent, tasks map[string]string) map[string]float64 {
+	out := map[string]float64{}
+	if len(events) == 0 {
+		return out
+	}
+	for _, s := range spans(events, aws.ToTime(events[0].Timestamp)) {
+		if fn, ok := tasks[s.State]; ok {
+			out[fn] += s.End - s.Start
+		}
+	}
+	return out
+}
+
 // ---- The state machine's shape, read from its ASL.
 
 type aslMachine struct {

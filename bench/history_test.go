@@ -218,3 +218,15 @@ func TestPipelineShape(t *testing.T) {
 		t.Error("a machine with no Parallel: want an error")
 	}
 }
+
+func TestTaskSeconds(t *testing.T) {
+	tasks := map[string]string{"LaunchBase": "LaunchBase", "CheckBaseStopped": "CheckInstances"}
+	got := TaskSeconds(sampleRun(), tasks)
+	want := map[string]float64{"LaunchBase": 2, "CheckInstances": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("TaskSeconds = %v, want %v (LaunchBase 0–2; two checks of 0.5 s)", got, want)
+	}
+	if got := TaskSeconds(nil, tasks); len(got) != 0 {
+		t.Errorf("no events: %v", got)
+	}
+}

@@ -66,6 +66,7 @@ func renderLambdas(w func(string, ...any), l *LambdaResults) {
 		w("Not measured yet.\n")
 		return
 	}
+	w("Measured %s UTC. ", l.Measured.Format("2006-01-02 15:04"))
 	w("Sizes are of `bootstrap` as `make build` makes it (`-tags lambda.norpc -trimpath -ldflags \"-s -w\"`, CGO off), for %s as shipped and for this machine (%s). ", ShippedArch, l.HostArch)
 	w("*First answer* is the time from the local runtime (`internal/localcloud/runtime.go`) starting the %s process to its answer to the first invocation: process start, Go runtime and SDK client set-up, the Runtime API's `next`, the handler, the answer. ", l.HostArch)
 	w("Median of %d cold starts per function (each a new process), with %d warm invocations after each. ", l.ColdRuns, l.WarmRuns)
@@ -102,11 +103,12 @@ func renderRuns(w func(string, ...any), r *RunResults, plotRef string) {
 	}
 	runs := slices.Clone(r.Runs)
 	slices.SortFunc(runs, func(a, b RunFigure) int { return a.Replicas - b.Replicas })
+	w("Measured %s UTC. ", r.Measured.Format("2006-01-02 15:04"))
 	w("One local cloud (`localcloud.Up`: moto, the gateway running the real `bootstrap` binaries, the stack deployed with the CDK CLI; up in %.0f s), ", r.UpSeconds)
 	w("then one Pipeline execution per replica count, each torn down by the Teardown state machine before the next. ")
 	w("Input: `events/local-input.json` with `replicaCount` set, `maxReplicas` raised to it, polls every second and Verify skipped (no data plane):\n\n```json\n%s\n```\n\n", r.Input)
 	w("*Transitions* are the history's `…StateEntered` events (GetExecutionHistory, every page); *Lambda invocations* are the gateway's `lambda:Invoke` count; *API calls* are the gateway's counts per `service:Action`, reset before each run and taken when it ends (the bench's own Step Functions and EC2 reads go to moto directly and are not counted). ")
-	w("*Wall* is the execution's start to stop date. The instances are base + replicas (the base instance is kept and registered, the default).\n\n")
+	w("*Wall* is the execution's start to stop date; the runs go in the table's order, so the first one also pays every function's first process start in the local runtime. The instances are base + replicas (the base instance is kept and registered, the default).\n\n")
 	w("| replicas | status | wall (s) | transitions | history events | Lambda invocations | API calls | RunInstances | DescribeInstances | RegisterTargets | instances | replica subnets | teardown (s) |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, run := range runs {
@@ -153,6 +155,19 @@ func renderRuns(w func(string, ...any), r *RunResults, plotRef string) {
 		}
 		w("\n")
 	}
+	w("\n### Time in each function's Task states (s, entered to exited)\n\n| function |")
+	for _, run := range runs {
+		w(" %d |", run.Replicas)
+	}
+	w("\n|---|%s\n", strings.Repeat("---|", len(runs)))
+	for _, k := range slices.Sorted(maps.Keys(fns)) {
+		w("| %s |", k)
+		for _, run := range runs {
+			w(" %.2f |", run.TaskSeconds[k])
+		}
+		w("\n")
+	}
+	w("\nWith the same transitions and calls at every size, what grows with the fleet is the work per call: moto creating, describing and registering a few hundred instances (the Tasks of LaunchReplicas, CheckInstances and RegisterTargets above), and the wait loops' one-second polls, which a slower call can push past one more second.\n")
 	w("\nCheckInstances serves two waits (base stopped, instances running): its count is the number of instance polls, each one DescribeInstances whatever the fleet's size. ")
 	w("LaunchBase and LaunchReplicas each make one more DescribeInstances, to find instances a previous attempt launched (idempotency). ")
 	w("LaunchReplicas spreads the replicas over the subnets with one RunInstances per subnet, and RegisterTargets sends at most %d targets per call.\n", TargetsPerRegister)

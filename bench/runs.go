@@ -66,6 +66,8 @@ type RunFigure struct {
 	Subnets   int `json:"subnets"`
 	// NetworkSubnets is how many subnets the run used (the ALB has a node in each).
 	NetworkSubnets int `json:"networkSubnets"`
+	// TaskSeconds is, per function, the time its Task states took.
+	TaskSeconds map[string]float64 `json:"taskSeconds"`
 	// Timeline of the Parallel's branches (seconds from the execution's start).
 	Timeline        []Span  `json:"timeline"`
 	TeardownStatus  string  `json:"teardownStatus"`
@@ -156,6 +158,7 @@ func measureRuns(ctx context.Context, root string, replicas []int, logw io.Write
 			HistoryEvents:     len(events),
 			Calls:             counts,
 			Invocations:       InvocationsByFunction(events, tasks),
+			TaskSeconds:       TaskSeconds(events, tasks),
 			Timeline:          BranchTimeline(events, branches, aws.ToTime(desc.StartDate)),
 		}
 		var doc pipeline.Document
