@@ -87,11 +87,7 @@ func renderLambdas(w func(string, ...any), l *LambdaResults) {
 		parts = append(parts, fmt.Sprintf("run %d %.1f s", i+1, sec))
 	}
 	w("%s; peak RSS of the largest process %.0f MB; the template has %d resources (%.0f KiB). CDK CLI %s. ", strings.Join(parts, ", "), s.PeakRSSMB, s.Resources, s.TemplateKB, s.CLIVersion)
-	if len(s.Seconds) == 2 && s.Seconds[0] < 1.2*s.Seconds[1] {
-		w("Both runs took about as long, so the CDK app's `go build` (run by cdk.json's app command) was already in the Go build cache: the time is the CLI, jsii starting node, and the app building the construct tree.\n")
-	} else {
-		w("The first run includes the CDK app's `go build` (cdk.json's app command); the second found it in the Go build cache.\n")
-	}
+	w("cdk.json's app command runs `go build` of the CDK app before each synth: quick when the Go build cache has it, up to a minute or more when cdk/ changed since; the first run pays that, and node's and jsii's own caches warming, when either applies.\n")
 }
 
 func renderRuns(w func(string, ...any), r *RunResults, plotRef string) {
