@@ -477,6 +477,12 @@ func TestGatewayGuestOS(t *testing.T) {
 
 	start := time.Now()
 	base := launch(script)
+	// A base instance terminated within the delay (a failed run cleaned up at once)
+	// must stay terminated: the guest powers off only a running instance.
+	terminated := launch(script)
+	if _, err := ec2c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{terminated}}); err != nil {
+		t.Fatal(err)
+	}
 	plain := launch("#!/bin/bash\necho not amifleet\n")
 	none := launch("")
 	lc.gw.FailGuestOS(1)
@@ -502,6 +508,9 @@ func TestGatewayGuestOS(t *testing.T) {
 		if s := state(id); s != "running" {
 			t.Errorf("instance %s is %s, want running", id, s)
 		}
+	}
+	if s := state(terminated); s != "terminated" {
+		t.Errorf("instance %s terminated before the guest's poweroff is %s, want terminated", terminated, s)
 	}
 	// The guest OS's own StopInstances is not an API call anyone made.
 	if n := lc.gw.Counts()["ec2:StopInstances"]; n != 0 {

@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/amifleet/amifleet/internal/userdata"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // UserDataMarker is a line the guest OS stand-in recognises amifleet's user data by.
@@ -119,11 +121,45 @@ func (g *Gateway) guestLaunched(region string, body []byte) {
 		}
 		ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
 		defer cancel()
-		_, err := g.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}, func(o *ec2.Options) { o.Region = region })
+		inRegion := func(o *ec2.Options) { o.Region = region }
+		// Only a running guest powers itself off. An instance terminated meanwhile
+		// (a run that failed and was cleaned up within the delay) must stay
+		// terminated: moto 5.2.1's StopInstances would turn it back into "stopped",
+		// where AWS answers IncorrectInstanceState.
+		live, err := g.liveInstances(ctx, ids, inRegion)
 		if err != nil {
 			g.log.Error("guest OS: poweroff failed", "instances", ids, "error", err.Error())
 			return
 		}
-		g.log.Info("guest OS: powered off", "instances", ids)
+		if len(live) == 0 {
+			g.log.Info("guest OS: instances gone before poweroff", "instances", ids)
+			return
+		}
+		if _, err := g.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: live}, inRegion); err != nil {
+			g.log.Error("guest OS: poweroff failed", "instances", live, "error", err.Error())
+			return
+		}
+		g.log.Info("guest OS: powered off", "instances", live)
 	}()
+}
+
+// liveInstances are those of ids that are pending or running.
+func (g *Gateway) liveInstances(ctx context.Context, ids []string, optFns ...func(*ec2.Options)) ([]string, error) {
+	out, err := g.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, optFns...)
+	if err != nil {
+		return nil, err
+	}
+	var live []string
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if in.State == nil {
+				continue
+			}
+			switch in.State.Name {
+			case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:
+				live = append(live, aws.ToString(in.InstanceId))
+			}
+		}
+	}
+	return live, nil
 }
