@@ -15,6 +15,8 @@ import (
 const (
 	cleanupDeleting = "deleting"
 	cleanupDeleted  = "deleted"
+	// cleanupSettling is a first clean look; the next one, if clean too, is done.
+	cleanupSettling = "settling"
 )
 
 // Bounds of what Cleanup writes into the document, which Step Functions caps at
@@ -83,13 +85,21 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	}
 
 	poll := &pipeline.PollResult{
-		Ready:    len(remaining) == 0 && len(errs) == 0,
 		State:    cleanupDeleting,
 		Reason:   cleanupReason(remaining),
 		Attempts: previousAttempts(doc.Polls) + 1,
 	}
-	if poll.Ready {
-		poll.State = cleanupDeleted
+	if len(remaining) == 0 && len(errs) == 0 {
+		// Done only after two clean looks in a row, one poll interval apart: when a
+		// Parallel branch fails, Step Functions stops the other branch, but a Lambda
+		// it had already invoked (LaunchBase in the middle of RunInstances) runs to
+		// its end and may create something after this poll listed the run.
+		if previousState(doc.Polls) == cleanupSettling || previousState(doc.Polls) == cleanupDeleted {
+			poll.Ready, poll.State = true, cleanupDeleted
+		} else {
+			poll.State = cleanupSettling
+			poll.Reason = "nothing left; one more look after a poll interval, for a create still in flight"
+		}
 	}
 	if doc.Polls == nil {
 		doc.Polls = &pipeline.Polls{}
@@ -116,6 +126,13 @@ func refuseBadRunID(runID string) error {
 			runID, pipeline.MaxRunIDLength)}
 	}
 	return nil
+}
+
+func previousState(p *pipeline.Polls) string {
+	if p == nil || p.Cleanup == nil {
+		return ""
+	}
+	return p.Cleanup.State
 }
 
 func previousAttempts(p *pipeline.Polls) int {

@@ -151,15 +151,20 @@ func TestCleanupRefusesBadRunIDs(t *testing.T) {
 func TestCleanupFillsDefaultsAndCountsPolls(t *testing.T) {
 	c := newFakeCloud(t)
 	doc := pipeline.Document{RunID: "run-1"} // what Teardown passes
-	for attempt := 1; attempt <= 2; attempt++ {
+	// The first clean look only settles; the second, clean too, is done, and every
+	// later one stays done.
+	for attempt, want := range []struct {
+		ready bool
+		state string
+	}{{false, "settling"}, {true, "deleted"}, {true, "deleted"}} {
 		var err error
 		doc, err = c.stages().Cleanup(context.Background(), doc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := doc.Polls.Cleanup
-		if !got.Ready || got.State != "deleted" || got.Attempts != attempt {
-			t.Fatalf("poll %d: %+v, want ready, deleted, attempts %d", attempt, got, attempt)
+		if got.Ready != want.ready || got.State != want.state || got.Attempts != attempt+1 {
+			t.Fatalf("poll %d: %+v, want ready %v, %s, attempts %d", attempt+1, got, want.ready, want.state, attempt+1)
 		}
 	}
 	want, _ := json.Marshal(pipeline.DefaultConfig())
@@ -361,5 +366,40 @@ func touches(t *testing.T, method string, forbidden map[string]bool, ids ...stri
 		if forbidden[id] {
 			t.Errorf("%s on %s, which belongs to another run", method, id)
 		}
+	}
+}
+
+// A Lambda of a stopped Parallel branch may create something after Cleanup's first
+// clean look: the second look must see it and start over.
+func TestCleanupSeesACreateInFlight(t *testing.T) {
+	c := newFakeCloud(t)
+	ctx := context.Background()
+	doc, err := c.stages().Cleanup(ctx, pipeline.Document{RunID: "late-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Polls.Cleanup.Ready {
+		t.Fatalf("ready after one look: %+v", doc.Polls.Cleanup)
+	}
+	late := buildFleet(t, c, "late-1") // the in-flight stage's resources land now
+	doc.Resources = late.Resources
+	doc, err = c.stages().Cleanup(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Polls.Cleanup.Ready || doc.Polls.Cleanup.State != "deleting" {
+		t.Fatalf("second look after a late create: %+v, want deleting, not ready", doc.Polls.Cleanup)
+	}
+	for i := 0; i < 10 && !doc.Polls.Cleanup.Ready; i++ {
+		c.settle()
+		if doc, err = c.stages().Cleanup(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !doc.Polls.Cleanup.Ready {
+		t.Fatalf("not done after 10 more looks: %+v", doc.Polls.Cleanup)
+	}
+	if left := c.tagged("late-1"); len(left) != 0 {
+		t.Fatalf("left with the run tag: %v", left)
 	}
 }
