@@ -53,7 +53,7 @@ func resultOf(d *sfn.DescribeExecutionOutput) Result {
 		res.RunID = out.RunID
 		if !emptyResources(out.Resources) {
 			res.Resources = &out.Resources
-			res.URL = loadBalancerURL(out.Resources.LoadBalancer)
+			res.URL = out.Resources.LoadBalancer.Address()
 		}
 	}
 	if res.RunID == "" && d.Input != nil {
@@ -71,18 +71,6 @@ func resultOf(d *sfn.DescribeExecutionOutput) Result {
 
 func emptyResources(r pipeline.Resources) bool {
 	return r.Network == nil && r.Image == nil && r.LoadBalancer == nil && r.Fleet == nil && r.Verify == nil
-}
-
-func loadBalancerURL(lb *pipeline.LoadBalancer) string {
-	switch {
-	case lb == nil:
-		return ""
-	case lb.URL != "":
-		return lb.URL
-	case lb.DNSName != "":
-		return "http://" + lb.DNSName + "/"
-	}
-	return ""
 }
 
 // statusExit is the exit code an execution's status means.

@@ -67,6 +67,20 @@ type LoadBalancer struct {
 	URL             string `json:"url,omitempty"`
 }
 
+// Address is the fleet's URL: URL, or one made from DNSName; "" when there is no
+// load balancer yet (lb may be nil).
+func (lb *LoadBalancer) Address() string {
+	switch {
+	case lb == nil:
+		return ""
+	case lb.URL != "":
+		return lb.URL
+	case lb.DNSName != "":
+		return "http://" + lb.DNSName + "/"
+	}
+	return ""
+}
+
 // Fleet is the set of instances that serve: the replicas, plus the base instance
 // when config.keepBaseInstance is set.
 type Fleet struct {

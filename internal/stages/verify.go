@@ -45,7 +45,7 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 		Log(ctx).Info("verify skipped", "reason", reason)
 		return doc, nil
 	}
-	url := verifyURL(doc.Resources.LoadBalancer)
+	url := doc.Resources.LoadBalancer.Address()
 	if url == "" {
 		return doc, &pipeline.StageError{Err: fmt.Errorf("resources.loadBalancer has no url or dnsName: CreateLoadBalancer has not run")}
 	}
@@ -112,18 +112,6 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 	}
 	Log(ctx).Info("verify passed", "url", url, "requests", sent, "hostnames", hostnames)
 	return doc, nil
-}
-
-func verifyURL(lb *pipeline.LoadBalancer) string {
-	switch {
-	case lb == nil:
-		return ""
-	case lb.URL != "":
-		return lb.URL
-	case lb.DNSName != "":
-		return "http://" + lb.DNSName + "/"
-	}
-	return ""
 }
 
 // verifyClient is s.HTTP without keep-alives: a reused connection would stay on
