@@ -36,7 +36,7 @@ lint: check-tools
 
 ## test: every test (unit, moto, ASL, CDK, end to end in the local cloud)
 test: lint cdk-test
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 check-tools:
 	@command -v staticcheck >/dev/null || { echo "installing staticcheck"; GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2; }
