@@ -87,27 +87,87 @@ func prefix(stage string) string {
 	return stage + ": "
 }
 
+// namedError is what every error type above is: its errorType, and a stage it
+// takes when it has none yet.
+type namedError interface {
+	error
+	errorName() string
+	defaultStage(stage string)
+}
+
+func (e *BadInputError) errorName() string       { return ErrBadInput }
+func (e *RetryableError) errorName() string      { return ErrRetryable }
+func (e *WaitTimedOutError) errorName() string   { return ErrWaitTimedOut }
+func (e *ResourceFailedError) errorName() string { return ErrResourceFailed }
+func (e *StageError) errorName() string          { return ErrStage }
+
+// BadInputError names a field, not a stage.
+func (e *BadInputError) defaultStage(string) {}
+
+func (e *RetryableError) defaultStage(stage string) {
+	if e.Stage == "" {
+		e.Stage = stage
+	}
+}
+
+func (e *WaitTimedOutError) defaultStage(stage string) {
+	if e.Stage == "" {
+		e.Stage = stage
+	}
+}
+
+func (e *ResourceFailedError) defaultStage(stage string) {
+	if e.Stage == "" {
+		e.Stage = stage
+	}
+}
+
+func (e *StageError) defaultStage(stage string) {
+	if e.Stage == "" {
+		e.Stage = stage
+	}
+}
+
+// byPrecedence finds each named type anywhere in an error's chain, in the order
+// that wins when a chain holds several: bad input first, wherever it is wrapped,
+// because it must never be retried.
+var byPrecedence = []func(error) namedError{
+	as[*BadInputError], as[*RetryableError], as[*WaitTimedOutError], as[*ResourceFailedError], as[*StageError],
+}
+
+func as[T namedError](err error) namedError {
+	var t T
+	if errors.As(err, &t) {
+		return t
+	}
+	return nil
+}
+
+func named(err error) namedError {
+	for _, find := range byPrecedence {
+		if n := find(err); n != nil {
+			return n
+		}
+	}
+	return nil
+}
+
+// Named is the named error in err's chain (see byPrecedence), given stage when it
+// has none yet; nil when err holds none.
+func Named(err error, stage string) error {
+	n := named(err)
+	if n == nil {
+		return nil
+	}
+	n.defaultStage(stage)
+	return n
+}
+
 // ErrorName is the errorType aws-lambda-go reports for err: the bare type name.
 // It is what the ASL files' ErrorEquals match.
 func ErrorName(err error) string {
-	var (
-		bad   *BadInputError
-		retry *RetryableError
-		wait  *WaitTimedOutError
-		res   *ResourceFailedError
-		stage *StageError
-	)
-	switch {
-	case errors.As(err, &bad):
-		return ErrBadInput
-	case errors.As(err, &retry):
-		return ErrRetryable
-	case errors.As(err, &wait):
-		return ErrWaitTimedOut
-	case errors.As(err, &res):
-		return ErrResourceFailed
-	case errors.As(err, &stage):
-		return ErrStage
+	if n := named(err); n != nil {
+		return n.errorName()
 	}
 	return ""
 }

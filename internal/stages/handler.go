@@ -88,36 +88,8 @@ var retryableCodes = map[string]bool{
 // (and get the stage); AWS errors that a later call may cure become RetryableError;
 // everything else becomes StageError.
 func Classify(stage string, err error) error {
-	var (
-		bad   *pipeline.BadInputError
-		retry *pipeline.RetryableError
-		wait  *pipeline.WaitTimedOutError
-		res   *pipeline.ResourceFailedError
-		se    *pipeline.StageError
-	)
-	switch {
-	case errors.As(err, &bad):
-		return bad
-	case errors.As(err, &retry):
-		if retry.Stage == "" {
-			retry.Stage = stage
-		}
-		return retry
-	case errors.As(err, &wait):
-		if wait.Stage == "" {
-			wait.Stage = stage
-		}
-		return wait
-	case errors.As(err, &res):
-		if res.Stage == "" {
-			res.Stage = stage
-		}
-		return res
-	case errors.As(err, &se):
-		if se.Stage == "" {
-			se.Stage = stage
-		}
-		return se
+	if named := pipeline.Named(err, stage); named != nil {
+		return named
 	}
 	if IsRetryable(err) {
 		return &pipeline.RetryableError{Stage: stage, Err: err}
