@@ -114,61 +114,45 @@ func renderRuns(w func(string, ...any), r *RunResults, plotRef string) {
 	}
 	w("\n![calls and transitions against replica count](%s)\n", plotRef)
 
-	w("\n### API calls by service:Action\n\n| call |")
-	for _, run := range runs {
-		w(" %d |", run.Replicas)
-	}
-	w("\n|---|%s\n", strings.Repeat("---|", len(runs)))
-	keys := map[string]bool{}
-	for _, run := range runs {
-		for k := range run.Calls {
-			keys[k] = true
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		w("| `%s` |", k)
-		for _, run := range runs {
-			w(" %d |", run.Calls[k])
-		}
-		w("\n")
-	}
-
-	w("\n### Lambda invocations by function (from the history's task schedules)\n\n| function |")
-	for _, run := range runs {
-		w(" %d |", run.Replicas)
-	}
-	w("\n|---|%s\n", strings.Repeat("---|", len(runs)))
+	calls := map[string]bool{}
 	fns := map[string]bool{}
 	for _, run := range runs {
+		for k := range run.Calls {
+			calls[k] = true
+		}
 		for k := range run.Invocations {
 			fns[k] = true
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(fns)) {
-		w("| %s |", k)
-		for _, run := range runs {
-			w(" %d |", run.Invocations[k])
-		}
-		w("\n")
-	}
-	w("\n### Time in each function's Task states (s, entered to exited)\n\n| function |")
-	for _, run := range runs {
-		w(" %d |", run.Replicas)
-	}
-	w("\n|---|%s\n", strings.Repeat("---|", len(runs)))
-	for _, k := range slices.Sorted(maps.Keys(fns)) {
-		w("| %s |", k)
-		for _, run := range runs {
-			w(" %.2f |", run.TaskSeconds[k])
-		}
-		w("\n")
-	}
+	perRunTable(w, "\n### API calls by service:Action", "call", "`%s`", runs, slices.Sorted(maps.Keys(calls)),
+		func(run RunFigure, k string) string { return fmt.Sprint(run.Calls[k]) })
+	perRunTable(w, "\n### Lambda invocations by function (from the history's task schedules)", "function", "%s", runs, slices.Sorted(maps.Keys(fns)),
+		func(run RunFigure, k string) string { return fmt.Sprint(run.Invocations[k]) })
+	perRunTable(w, "\n### Time in each function's Task states (s, entered to exited)", "function", "%s", runs, slices.Sorted(maps.Keys(fns)),
+		func(run RunFigure, k string) string { return fmt.Sprintf("%.2f", run.TaskSeconds[k]) })
 	w("\nWith the same transitions and calls at every size, what grows with the fleet is the work per call: moto creating, describing and registering a few hundred instances (the Tasks of LaunchReplicas, CheckInstances and RegisterTargets above), and the wait loops' one-second polls, which a slower call can push past one more second.\n")
 	w("\nCheckInstances serves two waits (base stopped, instances running): its count is the number of instance polls, each one DescribeInstances whatever the fleet's size. ")
 	w("LaunchBase and LaunchReplicas each make one more DescribeInstances, to find instances a previous attempt launched (idempotency). ")
 	w("LaunchReplicas spreads the replicas over the subnets with one RunInstances per subnet, and RegisterTargets sends at most %d targets per call.\n", TargetsPerRegister)
 
 	renderTimeline(w, r, runs)
+}
+
+// perRunTable writes a table with one row per key (its label made with rowFormat)
+// and one column per run, headed by the run's replica count.
+func perRunTable(w func(string, ...any), title, first, rowFormat string, runs []RunFigure, keys []string, cell func(RunFigure, string) string) {
+	w("%s\n\n| %s |", title, first)
+	for _, run := range runs {
+		w(" %d |", run.Replicas)
+	}
+	w("\n|---|%s\n", strings.Repeat("---|", len(runs)))
+	for _, k := range keys {
+		w("| "+rowFormat+" |", k)
+		for _, run := range runs {
+			w(" %s |", cell(run, k))
+		}
+		w("\n")
+	}
 }
 
 func renderTimeline(w func(string, ...any), r *RunResults, runs []RunFigure) {
