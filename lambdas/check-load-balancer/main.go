@@ -1,19 +1,6 @@
 // Command check-load-balancer is the CheckLoadBalancer Lambda; the logic is stages.Stages.CheckLoadBalancer.
 package main
 
-import (
-	"context"
-	"os"
+import "github.com/amifleet/amifleet/internal/stages"
 
-	"github.com/amifleet/amifleet/internal/stages"
-	"github.com/aws/aws-lambda-go/lambda"
-)
-
-func main() {
-	s, err := stages.FromEnvironment(context.Background())
-	if err != nil {
-		stages.Logger().Error("cannot build the AWS clients", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(stages.Handle("CheckLoadBalancer", s.CheckLoadBalancer))
-}
+func main() { stages.Start("CheckLoadBalancer", (*stages.Stages).CheckLoadBalancer) }

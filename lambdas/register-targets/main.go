@@ -1,19 +1,6 @@
 // Command register-targets is the RegisterTargets Lambda; the logic is stages.Stages.RegisterTargets.
 package main
 
-import (
-	"context"
-	"os"
+import "github.com/amifleet/amifleet/internal/stages"
 
-	"github.com/amifleet/amifleet/internal/stages"
-	"github.com/aws/aws-lambda-go/lambda"
-)
-
-func main() {
-	s, err := stages.FromEnvironment(context.Background())
-	if err != nil {
-		stages.Logger().Error("cannot build the AWS clients", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(stages.Handle("RegisterTargets", s.RegisterTargets))
-}
+func main() { stages.Start("RegisterTargets", (*stages.Stages).RegisterTargets) }

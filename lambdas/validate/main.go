@@ -1,19 +1,6 @@
 // Command validate is the Validate Lambda; the logic is stages.Stages.Validate.
 package main
 
-import (
-	"context"
-	"os"
+import "github.com/amifleet/amifleet/internal/stages"
 
-	"github.com/amifleet/amifleet/internal/stages"
-	"github.com/aws/aws-lambda-go/lambda"
-)
-
-func main() {
-	s, err := stages.FromEnvironment(context.Background())
-	if err != nil {
-		stages.Logger().Error("cannot build the AWS clients", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(stages.Handle("Validate", s.Validate))
-}
+func main() { stages.Start("Validate", (*stages.Stages).Validate) }
