@@ -200,6 +200,19 @@ func (r *Runner) follow(ctx context.Context, arn string) (*sfn.DescribeExecution
 	}
 }
 
+// lookup finds an execution by ARN or name and reads its result.
+func (r *Runner) lookup(ctx context.Context, execution string) (*sfn.DescribeExecutionOutput, Result, error) {
+	arn, err := r.resolve(ctx, execution)
+	if err != nil {
+		return nil, Result{}, err
+	}
+	desc, err := r.describe(ctx, arn)
+	if err != nil {
+		return nil, Result{}, err
+	}
+	return desc, resultOf(desc), nil
+}
+
 func (r *Runner) describe(ctx context.Context, arn string) (*sfn.DescribeExecutionOutput, error) {
 	out, err := r.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
 	if err != nil {
@@ -241,15 +254,10 @@ func (r *Runner) resolve(ctx context.Context, execution string) (string, error) 
 // Status prints an execution's status; the exit code follows it (a running
 // execution is 0).
 func (r *Runner) Status(ctx context.Context, execution string) error {
-	arn, err := r.resolve(ctx, execution)
+	desc, res, err := r.lookup(ctx, execution)
 	if err != nil {
 		return err
 	}
-	desc, err := r.describe(ctx, arn)
-	if err != nil {
-		return err
-	}
-	res := resultOf(desc)
 	if r.json() {
 		if err := writeJSON(r.Stdout, res); err != nil {
 			return err
@@ -265,15 +273,10 @@ func (r *Runner) Status(ctx context.Context, execution string) error {
 
 // Outputs prints what a succeeded run created, and its URL.
 func (r *Runner) Outputs(ctx context.Context, execution string) error {
-	arn, err := r.resolve(ctx, execution)
+	desc, res, err := r.lookup(ctx, execution)
 	if err != nil {
 		return err
 	}
-	desc, err := r.describe(ctx, arn)
-	if err != nil {
-		return err
-	}
-	res := resultOf(desc)
 	if desc.Status != types.ExecutionStatusSucceeded {
 		r.summary(r.Stderr, res)
 		code := statusExit(desc.Status)
