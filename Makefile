@@ -40,7 +40,7 @@ test: lint cdk-test
 
 check-tools:
 	@command -v staticcheck >/dev/null || { echo "installing staticcheck"; GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2; }
-	@command -v shellcheck >/dev/null || { echo "shellcheck is missing: apt-get install shellcheck (Debian/Ubuntu) or brew install shellcheck"; exit 1; }
+	@./tools/install-shellcheck.sh
 
 clean:
 	rm -rf build cdk.out cdk/cdk.out
