@@ -202,7 +202,7 @@ func taskFunctions(def []byte) (map[string]string, error) {
 				ref = fn
 			}
 			for _, f := range pipeline.Functions {
-				if strings.Contains(ref, "${"+f.Placeholder+"}") {
+				if strings.Contains(ref, "${"+f.Placeholder()+"}") {
 					out[name] = f.Name
 				}
 			}

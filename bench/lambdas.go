@@ -119,14 +119,14 @@ func measureLambdas(ctx context.Context, root string, coldRuns, warmRuns int, lo
 	defer stub.Close()
 
 	for _, f := range pipeline.Functions {
-		ff := FunctionFigures{Name: f.Name, Dir: f.Dir, BootstrapBytes: map[string]int64{}, ZipBytes: map[string]int64{}}
+		ff := FunctionFigures{Name: f.Name, Dir: f.Dir(), BootstrapBytes: map[string]int64{}, ZipBytes: map[string]int64{}}
 		for _, arch := range uniq(ShippedArch, host) {
-			st, err := os.Stat(filepath.Join(root, "build", arch, f.Dir, "bootstrap"))
+			st, err := os.Stat(filepath.Join(root, "build", arch, f.Dir(), "bootstrap"))
 			if err != nil {
 				return nil, err
 			}
 			ff.BootstrapBytes[arch] = st.Size()
-			zs, err := os.Stat(filepath.Join(root, "build", arch, f.Dir+".zip"))
+			zs, err := os.Stat(filepath.Join(root, "build", arch, f.Dir()+".zip"))
 			if err != nil {
 				return nil, err
 			}
@@ -137,7 +137,7 @@ func measureLambdas(ctx context.Context, root string, coldRuns, warmRuns int, lo
 		calls.Store(0)
 		var warm []float64
 		for i := 0; i < coldRuns; i++ {
-			cold, w, rss, answer, err := coldStart(ctx, f, filepath.Join(root, "build", host, f.Dir), stub.URL, payload, warmRuns)
+			cold, w, rss, answer, err := coldStart(ctx, f, filepath.Join(root, "build", host, f.Dir()), stub.URL, payload, warmRuns)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.Name, err)
 			}
@@ -170,8 +170,8 @@ func measureLambdas(ctx context.Context, root string, coldRuns, warmRuns int, lo
 // reads its peak RSS, then times warm invocations.
 func coldStart(ctx context.Context, f pipeline.Function, codeDir, endpoint string, payload []byte, warmRuns int) (cold time.Duration, warm []float64, rssKB int64, answer string, err error) {
 	rt := localcloud.NewRuntime(localcloud.FunctionConfig{
-		Name:    "bench-" + f.Dir,
-		ARN:     "arn:aws:lambda:us-east-1:123456789012:function:bench-" + f.Dir,
+		Name:    "bench-" + f.Dir(),
+		ARN:     "arn:aws:lambda:us-east-1:123456789012:function:bench-" + f.Dir(),
 		CodeDir: codeDir,
 		Timeout: 10 * time.Second,
 		Env: map[string]string{

@@ -119,7 +119,7 @@ func NewAmiFleetStack(scope constructs.Construct, id string, props *AmiFleetStac
 		}
 		fn := awslambda.NewFunction(stack, jsii.String(f.Name+"Function"), &awslambda.FunctionProps{
 			Description:           jsii.String("amifleet stage " + f.Name),
-			Code:                  awslambda.Code_FromAsset(jsii.String(filepath.Join(props.BuildDir, f.Dir+".zip")), nil),
+			Code:                  awslambda.Code_FromAsset(jsii.String(filepath.Join(props.BuildDir, f.Dir()+".zip")), nil),
 			Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
 			Handler:               jsii.String("bootstrap"),
 			Architecture:          arch,
@@ -195,10 +195,10 @@ func (s *AmiFleetStack) stateMachine(name string, definition []byte, functions [
 			continue
 		}
 		arn := s.Functions[f.Name].FunctionArn()
-		values[f.Placeholder] = *arn
+		values[f.Placeholder()] = *arn
 		invoke = append(invoke, arn)
 	}
-	if err := stepfunctions.Check(definition); err != nil {
+	if err := stepfunctions.Lint(definition); err != nil {
 		return nil, fmt.Errorf("state machine %s: %w", name, err)
 	}
 	// The ARNs are tokens: the CDK turns the rendered text into an Fn::Join that
@@ -279,7 +279,7 @@ func GoArch(name string) string {
 func requiredZips(buildDir string) []string {
 	zips := make([]string, 0, len(pipeline.Functions))
 	for _, f := range pipeline.Functions {
-		zips = append(zips, filepath.Join(buildDir, f.Dir+".zip"))
+		zips = append(zips, filepath.Join(buildDir, f.Dir()+".zip"))
 	}
 	return zips
 }

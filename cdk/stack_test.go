@@ -86,7 +86,7 @@ func fakeRoot(t *testing.T, goarch string) string {
 		t.Fatal(err)
 	}
 	for _, f := range pipeline.Functions {
-		writeZip(t, filepath.Join(build, f.Dir+".zip"), "placeholder bootstrap for "+f.Name)
+		writeZip(t, filepath.Join(build, f.Dir()+".zip"), "placeholder bootstrap for "+f.Name)
 	}
 	input, err := os.ReadFile(filepath.Join("..", "events", "scheduled-input.json"))
 	if err != nil {

@@ -44,7 +44,7 @@ func Teardown() []byte { return bytes.Clone(teardownASL) }
 func KnownPlaceholders() []string {
 	names := make([]string, 0, len(pipeline.Functions)+1)
 	for _, f := range pipeline.Functions {
-		names = append(names, f.Placeholder)
+		names = append(names, f.Placeholder())
 	}
 	return append(names, TeardownPlaceholder)
 }

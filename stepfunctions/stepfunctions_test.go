@@ -14,7 +14,7 @@ import (
 	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
-func TestDefinitionsPassCheck(t *testing.T) {
+func TestDefinitionsPassLint(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		def  []byte
@@ -23,14 +23,14 @@ func TestDefinitionsPassCheck(t *testing.T) {
 		{"Teardown", Teardown()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := Check(tc.def); err != nil {
+			if err := Lint(tc.def); err != nil {
 				t.Fatalf("Check:\n%v", err)
 			}
 			rendered, err := Render(tc.def, fakeARNs())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Check(rendered); err != nil {
+			if err := Lint(rendered); err != nil {
 				t.Fatalf("Check after Render:\n%v", err)
 			}
 		})
@@ -40,7 +40,7 @@ func TestDefinitionsPassCheck(t *testing.T) {
 func TestPlaceholdersAreTheFunctions(t *testing.T) {
 	var want []string
 	for _, f := range pipeline.Functions {
-		want = append(want, f.Placeholder)
+		want = append(want, f.Placeholder())
 	}
 	want = append(want, TeardownPlaceholder)
 	slices.Sort(want)
@@ -209,7 +209,7 @@ func TestPipelineConventions(t *testing.T) {
 }
 
 // checkTimedOut checks a wait's timeout Pass: it records WaitTimedOutError under
-// $.errors.<Wait state> and goes on to the failure path.
+// $.errors.<its own name> and goes on to the failure path.
 func checkTimedOut(t *testing.T, name string, s *state, states map[string]*state) {
 	t.Helper()
 	var pass struct {
@@ -222,9 +222,8 @@ func checkTimedOut(t *testing.T, name string, s *state, states map[string]*state
 	if pass.Parameters["Error"] != pipeline.ErrWaitTimedOut || !strings.Contains(pass.Parameters["Cause.$"], "not done after {} polls") {
 		t.Errorf("%s Parameters = %v; want Error %s and a Cause naming the polls", name, pass.Parameters, pipeline.ErrWaitTimedOut)
 	}
-	wait := strings.TrimPrefix(pass.ResultPath, "$.errors.")
-	if w := states[wait]; w == nil || w.Type != "Wait" {
-		t.Errorf("%s ResultPath %q; want $.errors.<the wait's Wait state>", name, pass.ResultPath)
+	if pass.ResultPath != "$.errors."+name {
+		t.Errorf("%s ResultPath %q; want $.errors.%s", name, pass.ResultPath, name)
 	}
 	if to := states[s.Next]; to == nil || (s.Next != "Cleanup" && to.Type != "Fail") {
 		t.Errorf("%s goes to %q; want Cleanup, or the branch's Fail state", name, s.Next)
@@ -253,7 +252,7 @@ func TestTeardownShape(t *testing.T) {
 
 // TestCheckRejects breaks the Pipeline in one way at a time and expects Check to say
 // what is wrong, and where.
-func TestCheckRejects(t *testing.T) {
+func TestLintRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mutate func(states map[string]any)
@@ -303,9 +302,9 @@ func TestCheckRejects(t *testing.T) {
 		{
 			name: "no catch inside a branch",
 			mutate: func(s map[string]any) {
-				delete(branchState(s, 0, "CheckImage"), "Catch")
+				delete(branchState(s, 0, "CheckImageAvailable"), "Catch")
 			},
-			want: `state "BuildImageAndLoadBalancer" branch 1: state "CheckImage": has no Catch for States.ALL`,
+			want: `state "BuildImageAndLoadBalancer" branch 1: state "CheckImageAvailable": has no Catch for States.ALL`,
 		},
 		{
 			name: "catch that drops the document",
@@ -320,7 +319,7 @@ func TestCheckRejects(t *testing.T) {
 				c := st(s, "CleanupDone?")
 				c["Choices"] = c["Choices"].([]any)[:1]
 			},
-			want: "unbounded loop Cleanup → CleanupDone? → WaitCleanup → Cleanup",
+			want: "unbounded loop Cleanup → CleanupDone? → WaitCleanupDone → Cleanup",
 		},
 		{
 			name: "bound that stays in the loop",
@@ -328,7 +327,7 @@ func TestCheckRejects(t *testing.T) {
 				c := st(s, "TargetsHealthy?")
 				c["Choices"].([]any)[1].(map[string]any)["Next"] = "WaitTargetsHealthy"
 			},
-			want: "unbounded loop CheckTargets → TargetsHealthy? → WaitTargetsHealthy → CheckTargets",
+			want: "unbounded loop CheckTargetsHealthy → TargetsHealthy? → WaitTargetsHealthy → CheckTargetsHealthy",
 		},
 		{
 			name: "bound on another wait's maximum",
@@ -336,7 +335,7 @@ func TestCheckRejects(t *testing.T) {
 				c := branchState(s, 1, "LoadBalancerActive?")
 				c["Choices"].([]any)[1].(map[string]any)["NumericGreaterThanEqualsPath"] = "$.config.poll.maxPolls.image"
 			},
-			want: `state "BuildImageAndLoadBalancer" branch 2: unbounded loop CheckLoadBalancer → LoadBalancerActive? → WaitLoadBalancer → CheckLoadBalancer`,
+			want: `state "BuildImageAndLoadBalancer" branch 2: unbounded loop CheckLoadBalancerActive → LoadBalancerActive? → WaitLoadBalancerActive → CheckLoadBalancerActive`,
 		},
 		{
 			name: "loop added without a counter or a wait",
@@ -348,11 +347,11 @@ func TestCheckRejects(t *testing.T) {
 		{
 			name: "busy loop",
 			mutate: func(s map[string]any) {
-				w := st(s, "WaitCleanup")
+				w := st(s, "WaitCleanupDone")
 				delete(w, "SecondsPath")
 				w["Seconds"] = 0
 			},
-			want: "busy loop Cleanup → CleanupDone? → WaitCleanup → Cleanup: no Wait with SecondsPath",
+			want: "busy loop Cleanup → CleanupDone? → WaitCleanupDone → Cleanup: no Wait with SecondsPath",
 		},
 		{
 			name: "unknown placeholder",
@@ -385,6 +384,49 @@ func TestCheckRejects(t *testing.T) {
 			want:   `state "LaunchReplicas": needs exactly one of Next and End`,
 		},
 		{
+			name: "a Task named after another function than the one it calls",
+			mutate: func(s map[string]any) {
+				branchState(s, 0, "CheckImageAvailable")["Parameters"].(map[string]any)["FunctionName"] = "${CheckBaseStoppedFunctionArn}"
+			},
+			want: `state "CheckImageAvailable": calls the CheckBaseStopped function`,
+		},
+		{
+			name: "a poll key that is not a wait's",
+			mutate: func(s map[string]any) {
+				for _, r := range st(s, "InstancesRunning?")["Choices"].([]any) {
+					r := r.(map[string]any)
+					r["Variable"] = strings.Replace(r["Variable"].(string), "instancesRunning", "instancesUp", 1)
+					if p, ok := r["NumericGreaterThanEqualsPath"].(string); ok {
+						r["NumericGreaterThanEqualsPath"] = strings.Replace(p, "instancesRunning", "instancesUp", 1)
+					}
+				}
+			},
+			want: `state "InstancesRunning?": bounds $.polls.instancesUp, which is not the key of a wait in pipeline.Waits`,
+		},
+		{
+			name: "a timed-out wait recorded under another name",
+			mutate: func(s map[string]any) {
+				st(s, "InstancesRunningTimedOut")["ResultPath"] = "$.errors.WaitInstancesRunning"
+			},
+			want: `state "InstancesRunningTimedOut": records its error at "$.errors.WaitInstancesRunning"; want "$.errors.InstancesRunningTimedOut"`,
+		},
+		{
+			name: "a wait's Choice under another name",
+			mutate: func(s map[string]any) {
+				s["TargetsOk?"] = s["TargetsHealthy?"]
+				delete(s, "TargetsHealthy?")
+				st(s, "CheckTargetsHealthy")["Next"] = "TargetsOk?"
+			},
+			want: `state "TargetsOk?": is the TargetsHealthy wait's Choice: name it "TargetsHealthy?"`,
+		},
+		{
+			name: "a wait's Wait that skips its check",
+			mutate: func(s map[string]any) {
+				st(s, "WaitInstancesRunning")["Next"] = "InstancesRunning?"
+			},
+			want: `state "WaitInstancesRunning": goes to "InstancesRunning?"; the InstancesRunning wait's Wait goes to its check, "CheckInstancesRunning"`,
+		},
+		{
 			name:   "missing StartAt state",
 			mutate: func(s map[string]any) { delete(s, "Validate") },
 			want:   `StartAt "Validate" is not a state`,
@@ -396,21 +438,21 @@ func TestCheckRejects(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.mutate(def["States"].(map[string]any))
-			err := Check(mustJSON(t, def))
+			err := Lint(mustJSON(t, def))
 			if err == nil {
-				t.Fatalf("Check passed; want an error saying %q", tc.want)
+				t.Fatalf("Lint passed; want an error saying %q", tc.want)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Check said:\n%v\nwant a line with %q", err, tc.want)
+				t.Errorf("Lint said:\n%v\nwant a line with %q", err, tc.want)
 			}
 		})
 	}
 }
 
-func TestCheckRejectsInvalidJSON(t *testing.T) {
-	err := Check([]byte(`{"StartAt": "A", "States": {`))
+func TestLintRejectsInvalidJSON(t *testing.T) {
+	err := Lint([]byte(`{"StartAt": "A", "States": {`))
 	if err == nil || !strings.Contains(err.Error(), "not valid JSON") {
-		t.Errorf("Check = %v; want a JSON error", err)
+		t.Errorf("Lint = %v; want a JSON error", err)
 	}
 }
 
@@ -418,7 +460,7 @@ func TestCheckRejectsInvalidJSON(t *testing.T) {
 func fakeARNs() map[string]string {
 	v := map[string]string{TeardownPlaceholder: "arn:aws:states:us-east-1:123456789012:stateMachine:Teardown"}
 	for _, f := range pipeline.Functions {
-		v[f.Placeholder] = "arn:aws:lambda:us-east-1:123456789012:function:" + f.Name
+		v[f.Placeholder()] = "arn:aws:lambda:us-east-1:123456789012:function:" + f.Name
 	}
 	return v
 }
@@ -579,7 +621,6 @@ type motoResult struct {
 
 type motoCall struct {
 	Function string
-	Wait     string
 	Errors   map[string]pipeline.CaughtError
 }
 
@@ -630,14 +671,10 @@ func TestMotoExecutions(t *testing.T) {
 				if r.Output["runId"] != "ok" || r.Output["config"] == nil {
 					t.Errorf("output runId %v, config %v; want them kept through the Parallel", r.Output["runId"], r.Output["config"])
 				}
-				var waits []string
-				for _, c := range r.Calls {
-					if c.Function == "CheckInstances" {
-						waits = append(waits, c.Wait)
+				for _, w := range pipeline.Waits {
+					if n := r.count(w.Check); w.Check != pipeline.Cleanup && n != 1 {
+						t.Errorf("%s called %d times; want once (ready at the first poll)", w.Check, n)
 					}
-				}
-				if !slices.Equal(waits, []string{"baseStopped", "instancesRunning"}) {
-					t.Errorf("CheckInstances waits = %v; want baseStopped, instancesRunning", waits)
 				}
 				if r.count("Cleanup") != 0 || r.Teardown != nil {
 					t.Errorf("a run without a time to live cleaned up (%d) or scheduled a teardown (%v)", r.count("Cleanup"), r.Teardown)
@@ -670,17 +707,17 @@ func TestMotoExecutions(t *testing.T) {
 			run: motoRun{Name: "base-never-stops", Input: map[string]any{}, Scenario: map[string]any{"readyAfter": map[string]any{"baseStopped": 99}}},
 			check: func(t *testing.T, r motoResult) {
 				// The fake Cleanup copies the first error as it is; the real one unwraps BranchFailed.
-				wantFailed(t, r, "BranchFailed", `wait \"baseStopped\" not done after 3 polls`)
-				if n := r.count("CheckInstances"); n != 3 {
-					t.Errorf("CheckInstances called %d times; want 3 (config.poll.maxPolls.baseStopped)", n)
+				wantFailed(t, r, "BranchFailed", `not done after 3 polls (config.poll.maxPolls.baseStopped)`)
+				if n := r.count("CheckBaseStopped"); n != 3 {
+					t.Errorf("CheckBaseStopped called %d times; want 3 (config.poll.maxPolls.baseStopped)", n)
 				}
 				caught := r.cleanupSaw(t)["BuildImageAndLoadBalancer"]
 				var branch map[string]pipeline.CaughtError
 				if caught.Error != "BranchFailed" || json.Unmarshal([]byte(caught.Cause), &branch) != nil {
 					t.Fatalf("Cleanup got errors.BuildImageAndLoadBalancer = %+v; want BranchFailed with the branch's errors as JSON", caught)
 				}
-				if w := branch["WaitBaseStopped"]; w.Error != pipeline.ErrWaitTimedOut || !strings.Contains(w.Cause, `"reason":"not yet after 3 polls"`) {
-					t.Errorf("branch errors = %+v; want WaitBaseStopped: WaitTimedOutError with the last check's reason", branch)
+				if w := branch["BaseStoppedTimedOut"]; w.Error != pipeline.ErrWaitTimedOut || !strings.Contains(w.Cause, `"reason":"not yet after 3 polls"`) {
+					t.Errorf("branch errors = %+v; want BaseStoppedTimedOut: WaitTimedOutError with the last check's reason", branch)
 				}
 			},
 		},
@@ -712,13 +749,13 @@ func TestMotoExecutions(t *testing.T) {
 			run: motoRun{Name: "retried", Input: map[string]any{}, Scenario: map[string]any{
 				"throttle": map[string]any{"CreateImage": 2},
 				"fail": map[string]any{
-					"CheckTargets": map[string]any{"errorType": "RetryableError", "times": 2},
+					"CheckTargetsHealthy": map[string]any{"errorType": "RetryableError", "times": 2},
 					"Verify":       map[string]any{"errorType": "Runtime.ExitError", "times": 1},
 				},
 			}},
 			check: func(t *testing.T, r motoResult) {
 				wantStatus(t, r, "SUCCEEDED")
-				for fn, want := range map[string]int{"CreateImage": 3, "CheckTargets": 3, "Verify": 2} {
+				for fn, want := range map[string]int{"CreateImage": 3, "CheckTargetsHealthy": 3, "Verify": 2} {
 					if n := r.count(fn); n != want {
 						t.Errorf("%s called %d times; want %d", fn, n, want)
 					}
@@ -728,7 +765,7 @@ func TestMotoExecutions(t *testing.T) {
 		{
 			run: motoRun{Name: "cleanup-incomplete", Input: map[string]any{}, Scenario: map[string]any{
 				"fail":       map[string]any{"CreateSecurityGroups": map[string]any{"errorType": "StageError", "times": -1}},
-				"readyAfter": map[string]any{"cleanup": 99},
+				"readyAfter": map[string]any{"cleanupDone": 99},
 			}},
 			check: func(t *testing.T, r motoResult) {
 				wantFailed(t, r, "StageError", "cleanup did not finish after 3 polls, run Teardown with runId cleanup-incomplete")
@@ -788,8 +825,8 @@ func TestMotoExecutions(t *testing.T) {
 		},
 		{
 			run: motoRun{Name: "teardown-incomplete", Start: "teardown",
-				Input:    map[string]any{"runId": "r1", "config": map[string]any{"poll": map[string]any{"intervalSeconds": 0, "maxPolls": map[string]any{"cleanup": 2}}}},
-				Scenario: map[string]any{"readyAfter": map[string]any{"cleanup": 99}}},
+				Input:    map[string]any{"runId": "r1", "config": map[string]any{"poll": map[string]any{"intervalSeconds": 0, "maxPolls": map[string]any{"cleanupDone": 2}}}},
+				Scenario: map[string]any{"readyAfter": map[string]any{"cleanupDone": 99}}},
 			check: func(t *testing.T, r motoResult) {
 				wantFailed(t, r, pipeline.ErrWaitTimedOut, "teardown of run r1 did not finish after 2 polls")
 				if n := r.count("Cleanup"); n != 2 || !slices.Contains(r.States, "PrepareWithConfig") {

@@ -37,11 +37,9 @@ func TestEventInputs(t *testing.T) {
 			// The local cloud's stand-in guest OS powers the base off after 2 s, and
 			// every emulated resource is ready at once or on the next poll: each
 			// wait gets at least 10 polls of room, and the whole run stays short.
-			m := c.Poll.MaxPolls
-			for name, n := range map[string]int{"baseStopped": m.BaseStopped, "image": m.Image, "loadBalancer": m.LoadBalancer,
-				"instancesRunning": m.InstancesRunning, "targetsHealthy": m.TargetsHealthy, "cleanup": m.Cleanup} {
-				if n < 10 || n > 60 {
-					t.Errorf("poll.maxPolls.%s %d: want 10..60", name, n)
+			for _, w := range pipeline.Waits {
+				if n := c.Poll.MaxPolls.Of(w.Name); n < 10 || n > 60 {
+					t.Errorf("poll.maxPolls.%s %d: want 10..60", w.Key(), n)
 				}
 			}
 		}},

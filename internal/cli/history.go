@@ -195,15 +195,12 @@ func (h *history) exited(name string, at time.Time, output string) string {
 		delete(h.pending, name)
 		return "failed: " + describeFailure(f.err, f.cause)
 	}
-	// The pipeline's Catch rules write the error at $.errors.<StateName>, and a
-	// wait's timed-out Pass state at $.errors.<WaitName>.
-	if key, c, ok := newError(h.input[name], output); ok {
-		if key != name {
-			return "failed: " + key + ": " + describeFailure(c.Error, c.Cause)
-		}
+	// The pipeline's Catch rules, and a wait's timed-out Pass state, write the error
+	// at $.errors.<their own state name>: this state's line says it.
+	if c, ok := newError(name, h.input[name], output); ok {
 		return "failed: " + describeFailure(c.Error, c.Cause)
 	}
-	if p := pollAnswer(h.input[name], output); p != "" {
+	if p := pollAnswer(name, h.input[name], output); p != "" {
 		return p + took
 	}
 	if v := verifyAnswer(h.input[name], output); v != "" {
@@ -264,76 +261,57 @@ func taskFailure(e types.HistoryEvent) failure {
 	return f
 }
 
-// newError finds the error that a state added to the document's $.errors.
-func newError(input, output string) (string, pipeline.CaughtError, bool) {
+// newError is the error that the state added to the document at $.errors.<state>.
+func newError(state, input, output string) (pipeline.CaughtError, bool) {
 	type errorsOnly struct {
 		Errors map[string]pipeline.CaughtError `json:"errors"`
 	}
 	var in, out errorsOnly
-	if output == "" || json.Unmarshal([]byte(output), &out) != nil || len(out.Errors) == 0 {
-		return "", pipeline.CaughtError{}, false
+	if output == "" || json.Unmarshal([]byte(output), &out) != nil {
+		return pipeline.CaughtError{}, false
 	}
 	_ = json.Unmarshal([]byte(input), &in) // no input: every error is new
-	keys := make([]string, 0, len(out.Errors))
-	for k := range out.Errors {
-		if _, had := in.Errors[k]; !had {
-			keys = append(keys, k)
-		}
+	c, added := out.Errors[state]
+	if _, had := in.Errors[state]; had || !added {
+		return pipeline.CaughtError{}, false
 	}
-	if len(keys) == 0 {
-		return "", pipeline.CaughtError{}, false
-	}
-	sort.Strings(keys)
-	return keys[0], out.Errors[keys[0]], true
+	return c, true
 }
 
-// pollAnswer describes what a check state changed in the document's polls: "image:
-// pending, not ready (poll 3 of 120)". Empty when the state is not a check.
-func pollAnswer(input, output string) string {
-	var in, out pipeline.Document
-	if json.Unmarshal([]byte(output), &out) != nil || out.Polls == nil {
+// pollAnswer describes the answer of a wait's check state (pipeline.WaitOf): "pending,
+// not ready (poll 3 of 120): image ami-1 is pending". Empty when the state is not a
+// check, or its answer did not change the poll.
+func pollAnswer(state, input, output string) string {
+	w, ok := pipeline.WaitOf(state)
+	if !ok {
 		return ""
 	}
-	_ = json.Unmarshal([]byte(input), &in) // a CheckInput is not a Document: no polls, every key is new
-	if in.Polls == nil {
-		in.Polls = &pipeline.Polls{}
+	var in, out pipeline.Document
+	if json.Unmarshal([]byte(output), &out) != nil {
+		return ""
 	}
-	max := out.Config.Poll.MaxPolls
-	keys := []struct {
-		key      string
-		old, new *pipeline.PollResult
-		max      int
-	}{
-		{pipeline.WaitBaseStopped, in.Polls.BaseStopped, out.Polls.BaseStopped, max.BaseStopped},
-		{pipeline.WaitImage, in.Polls.Image, out.Polls.Image, max.Image},
-		{pipeline.WaitLoadBalancer, in.Polls.LoadBalancer, out.Polls.LoadBalancer, max.LoadBalancer},
-		{pipeline.WaitInstancesRunning, in.Polls.InstancesRunning, out.Polls.InstancesRunning, max.InstancesRunning},
-		{pipeline.WaitTargetsHealthy, in.Polls.TargetsHealthy, out.Polls.TargetsHealthy, max.TargetsHealthy},
-		{pipeline.WaitCleanup, in.Polls.Cleanup, out.Polls.Cleanup, max.Cleanup},
+	_ = json.Unmarshal([]byte(input), &in)
+	p, before := out.Polls.Of(w.Name), in.Polls.Of(w.Name)
+	if p == nil || (before != nil && before.Attempts == p.Attempts) {
+		return ""
 	}
-	for _, k := range keys {
-		if k.new == nil || (k.old != nil && k.old.Attempts == k.new.Attempts) {
-			continue
-		}
-		ready := "not ready"
-		if k.new.Ready {
-			ready = "ready"
-		}
-		s := k.key + ": "
-		if k.new.State != "" {
-			s += k.new.State + ", "
-		}
-		s += ready + " (poll " + fmt.Sprint(k.new.Attempts)
-		if k.max > 0 {
-			s += fmt.Sprintf(" of %d", k.max)
-		}
-		s += ")"
-		if !k.new.Ready && k.new.Reason != "" {
-			s += ": " + firstLine(k.new.Reason)
-		}
-		return s
+	ready := "not ready"
+	if p.Ready {
+		ready = "ready"
 	}
-	return ""
+	s := ""
+	if p.State != "" {
+		s += p.State + ", "
+	}
+	s += ready + " (poll " + fmt.Sprint(p.Attempts)
+	if max := out.Config.Poll.MaxPolls.Of(w.Name); max > 0 {
+		s += fmt.Sprintf(" of %d", max)
+	}
+	s += ")"
+	if !p.Ready && p.Reason != "" {
+		s += ": " + firstLine(p.Reason)
+	}
+	return s
 }
 
 // verifyAnswer says what Verify saw, when the state added resources.verify:
@@ -361,11 +339,7 @@ func verifyAnswer(input, output string) string {
 // is the branch's $.errors as JSON; both are unwrapped to their messages.
 func describeFailure(errName, cause string) string {
 	cause = strings.TrimSpace(cause)
-	var lambdaErr struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}
-	if json.Unmarshal([]byte(cause), &lambdaErr) == nil && lambdaErr.ErrorMessage != "" {
+	if lambdaErr, ok := pipeline.ParseLambdaError([]byte(cause)); ok && lambdaErr.ErrorMessage != "" {
 		if lambdaErr.ErrorType != "" {
 			errName = lambdaErr.ErrorType
 		}

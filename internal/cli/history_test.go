@@ -121,25 +121,25 @@ func TestHistoryLines(t *testing.T) {
 			events: []ev{
 				{typ: types.HistoryEventTypePassStateEntered, name: "BaseStoppedTimedOut", doc: `{"errors":{"Old":{"Error":"x"}}}`},
 				{typ: types.HistoryEventTypePassStateExited, name: "BaseStoppedTimedOut",
-					doc: `{"errors":{"Old":{"Error":"x"},"WaitBaseStopped":{"Error":"WaitTimedOutError","Cause":"wait \"baseStopped\" not done after 30 polls, last check: {}"}}}`},
+					doc: `{"errors":{"Old":{"Error":"x"},"BaseStoppedTimedOut":{"Error":"WaitTimedOutError","Cause":"not done after 30 polls (config.poll.maxPolls.baseStopped); last check: {}"}}}`},
 			},
 			want: []string{
 				"12:00:00 BaseStoppedTimedOut started",
-				`12:00:01 BaseStoppedTimedOut failed: WaitBaseStopped: WaitTimedOutError: wait "baseStopped" not done after 30 polls, last check: {}`,
+				`12:00:01 BaseStoppedTimedOut failed: WaitTimedOutError: not done after 30 polls (config.poll.maxPolls.baseStopped); last check: {}`,
 			},
 		},
 		{
 			name: "a check's polls: started once, then each answer",
 			events: []ev{
-				{typ: entered, name: "CheckImage", doc: `{"config":{"poll":{"maxPolls":{"image":120}}}}`},
-				{typ: exited, name: "CheckImage", doc: `{"config":{"poll":{"maxPolls":{"image":120}}},"polls":{"image":{"ready":false,"state":"pending","reason":"snapshot 40%","attempts":1}}}`},
-				{typ: entered, name: "CheckImage", doc: `{"polls":{"image":{"ready":false,"state":"pending","attempts":1}}}`},
-				{typ: exited, name: "CheckImage", doc: `{"config":{"poll":{"maxPolls":{"image":120}}},"polls":{"image":{"ready":true,"state":"available","attempts":2}}}`},
+				{typ: entered, name: "CheckImageAvailable", doc: `{"config":{"poll":{"maxPolls":{"imageAvailable":120}}}}`},
+				{typ: exited, name: "CheckImageAvailable", doc: `{"config":{"poll":{"maxPolls":{"imageAvailable":120}}},"polls":{"imageAvailable":{"ready":false,"state":"pending","reason":"snapshot 40%","attempts":1}}}`},
+				{typ: entered, name: "CheckImageAvailable", doc: `{"polls":{"imageAvailable":{"ready":false,"state":"pending","attempts":1}}}`},
+				{typ: exited, name: "CheckImageAvailable", doc: `{"config":{"poll":{"maxPolls":{"imageAvailable":120}}},"polls":{"imageAvailable":{"ready":true,"state":"available","attempts":2}}}`},
 			},
 			want: []string{
-				"12:00:00 CheckImage started",
-				"12:00:01 CheckImage image: pending, not ready (poll 1 of 120): snapshot 40% (1.0s)",
-				"12:00:03 CheckImage image: available, ready (poll 2 of 120) (1.0s)",
+				"12:00:00 CheckImageAvailable started",
+				"12:00:01 CheckImageAvailable pending, not ready (poll 1 of 120): snapshot 40% (1.0s)",
+				"12:00:03 CheckImageAvailable available, ready (poll 2 of 120) (1.0s)",
 			},
 		},
 		{

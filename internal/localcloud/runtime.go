@@ -32,6 +32,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
 // Error types the runtime answers itself, named as AWS Lambda names them.
@@ -81,10 +83,7 @@ func (r InvokeResult) ErrorType() string {
 	if r.FunctionError == "" {
 		return ""
 	}
-	var e struct {
-		ErrorType string `json:"errorType"`
-	}
-	_ = json.Unmarshal(r.Payload, &e)
+	e, _ := pipeline.ParseLambdaError(r.Payload)
 	return e.ErrorType
 }
 
@@ -434,10 +433,7 @@ func (sb *sandbox) exitResult(requestID string) InvokeResult {
 }
 
 func errorResult(errorType, message string) InvokeResult {
-	body, _ := json.Marshal(struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}{errorType, message})
+	body, _ := json.Marshal(pipeline.LambdaError{ErrorType: errorType, ErrorMessage: message})
 	return InvokeResult{Payload: body, FunctionError: FunctionErrorUnhandled}
 }
 

@@ -53,14 +53,34 @@ type PollConfig struct {
 	MaxPolls MaxPolls `json:"maxPolls"`
 }
 
-// MaxPolls is the bound of each wait loop, in checks.
+// MaxPolls is the bound of each wait loop, in checks: one field per entry of Waits,
+// named after the wait, its JSON name the wait's Key.
 type MaxPolls struct {
-	BaseStopped      int `json:"baseStopped,omitempty"`
-	Image            int `json:"image,omitempty"`
-	LoadBalancer     int `json:"loadBalancer,omitempty"`
-	InstancesRunning int `json:"instancesRunning,omitempty"`
-	TargetsHealthy   int `json:"targetsHealthy,omitempty"`
-	Cleanup          int `json:"cleanup,omitempty"`
+	BaseStopped        int `json:"baseStopped,omitempty"`
+	ImageAvailable     int `json:"imageAvailable,omitempty"`
+	LoadBalancerActive int `json:"loadBalancerActive,omitempty"`
+	InstancesRunning   int `json:"instancesRunning,omitempty"`
+	TargetsHealthy     int `json:"targetsHealthy,omitempty"`
+	CleanupDone        int `json:"cleanupDone,omitempty"`
+}
+
+// Of is the bound of the named wait (0 for an unknown wait).
+func (m MaxPolls) Of(wait string) int {
+	switch wait {
+	case WaitBaseStopped:
+		return m.BaseStopped
+	case WaitImageAvailable:
+		return m.ImageAvailable
+	case WaitLoadBalancerActive:
+		return m.LoadBalancerActive
+	case WaitInstancesRunning:
+		return m.InstancesRunning
+	case WaitTargetsHealthy:
+		return m.TargetsHealthy
+	case WaitCleanupDone:
+		return m.CleanupDone
+	}
+	return 0
 }
 
 // VerifyConfig sets Verify.

@@ -40,12 +40,12 @@ func DefaultConfig() Config {
 			// 30 min, ALB within 15 min, instances running within 10 min, targets
 			// healthy within 15 min, cleanup's deletes within 20 min.
 			MaxPolls: MaxPolls{
-				BaseStopped:      60,
-				Image:            120,
-				LoadBalancer:     60,
-				InstancesRunning: 40,
-				TargetsHealthy:   60,
-				Cleanup:          80,
+				BaseStopped:        60,
+				ImageAvailable:     120,
+				LoadBalancerActive: 60,
+				InstancesRunning:   40,
+				TargetsHealthy:     60,
+				CleanupDone:        80,
 			},
 		},
 		Verify: VerifyConfig{

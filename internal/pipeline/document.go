@@ -23,7 +23,8 @@ type Document struct {
 	// Polls holds the latest answer of each check Lambda (Task ResultPath $.polls.<key>).
 	Polls *Polls `json:"polls,omitempty"`
 	// Errors is written by the state machine's Catch rules: one key per failed state
-	// (ResultPath $.errors.<StateName>), holding Step Functions' {Error, Cause}.
+	// (ResultPath $.errors.<StateName>), holding Step Functions' {Error, Cause}; a wait
+	// whose polls ran out is recorded under its TimedOutState.
 	Errors map[string]CaughtError `json:"errors,omitempty"`
 	// Error is the run's failure, normalised by Cleanup from Errors, and read by the
 	// final Fail state (ErrorPath $.error.type, CausePath $.error.cause).
@@ -105,13 +106,54 @@ const (
 )
 
 // Polls holds the latest answer of each wait loop's check.
+// One field per entry of Waits, named after the wait, its JSON name the wait's Key.
 type Polls struct {
-	BaseStopped      *PollResult `json:"baseStopped,omitempty"`
-	Image            *PollResult `json:"image,omitempty"`
-	LoadBalancer     *PollResult `json:"loadBalancer,omitempty"`
-	InstancesRunning *PollResult `json:"instancesRunning,omitempty"`
-	TargetsHealthy   *PollResult `json:"targetsHealthy,omitempty"`
-	Cleanup          *PollResult `json:"cleanup,omitempty"`
+	BaseStopped        *PollResult `json:"baseStopped,omitempty"`
+	ImageAvailable     *PollResult `json:"imageAvailable,omitempty"`
+	LoadBalancerActive *PollResult `json:"loadBalancerActive,omitempty"`
+	InstancesRunning   *PollResult `json:"instancesRunning,omitempty"`
+	TargetsHealthy     *PollResult `json:"targetsHealthy,omitempty"`
+	CleanupDone        *PollResult `json:"cleanupDone,omitempty"`
+}
+
+// Of is the latest answer of the named wait (nil when none yet, for an unknown
+// wait, or when p is nil).
+func (p *Polls) Of(wait string) *PollResult {
+	if p == nil {
+		return nil
+	}
+	if f := p.field(wait); f != nil {
+		return *f
+	}
+	return nil
+}
+
+// Set records the answer of the named wait; it panics on an unknown wait (a
+// programming error: the names come from Waits).
+func (p *Polls) Set(wait string, r *PollResult) {
+	f := p.field(wait)
+	if f == nil {
+		panic("pipeline: no wait " + wait)
+	}
+	*f = r
+}
+
+func (p *Polls) field(wait string) **PollResult {
+	switch wait {
+	case WaitBaseStopped:
+		return &p.BaseStopped
+	case WaitImageAvailable:
+		return &p.ImageAvailable
+	case WaitLoadBalancerActive:
+		return &p.LoadBalancerActive
+	case WaitInstancesRunning:
+		return &p.InstancesRunning
+	case WaitTargetsHealthy:
+		return &p.TargetsHealthy
+	case WaitCleanupDone:
+		return &p.CleanupDone
+	}
+	return nil
 }
 
 // PollResult is what a check Lambda answers. The state machine's Choice goes on
@@ -127,16 +169,6 @@ type PollResult struct {
 	Attempts int `json:"attempts"`
 }
 
-// Poll keys, as used in the check Lambdas' input (`wait`) and in $.polls.<key>.
-const (
-	WaitBaseStopped      = "baseStopped"
-	WaitImage            = "image"
-	WaitLoadBalancer     = "loadBalancer"
-	WaitInstancesRunning = "instancesRunning"
-	WaitTargetsHealthy   = "targetsHealthy"
-	WaitCleanup          = "cleanup"
-)
-
 // CaughtError is what a Step Functions Catch rule writes: the error name and cause.
 // For a Lambda error the cause is itself JSON: {"errorType","errorMessage",...}.
 type CaughtError struct {
@@ -146,7 +178,8 @@ type CaughtError struct {
 
 // Failure is a run's failure in one place: which stage failed, with what error.
 type Failure struct {
-	// Stage is the state that failed (for example "CreateImage").
+	// Stage is the state that failed, as the console graph names it (for example
+	// "CreateImage", or "ImageAvailableTimedOut").
 	Stage string `json:"stage"`
 	// Type is the error name Step Functions matched on (for example "WaitTimedOutError").
 	Type string `json:"type"`
@@ -154,13 +187,6 @@ type Failure struct {
 	Message string `json:"message"`
 	// Cause is one line for people: "<stage> failed: <type>: <message>".
 	Cause string `json:"cause"`
-}
-
-// CheckInput is the input of a check Lambda that serves more than one wait
-// (CheckInstances): which wait, and the document.
-type CheckInput struct {
-	Wait     string   `json:"wait"`
-	Document Document `json:"document"`
 }
 
 // ValidateInput is what the Validate task passes its Lambda: the execution's raw

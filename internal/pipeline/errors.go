@@ -1,10 +1,15 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 )
 
+// An error's message does not name its stage: Step Functions records it under the Task
+// state that called the function, whose name is the stage's (steps.go), and the log
+// lines carry the stage as a field. Stage is kept for the code that reads the error.
+//
 // The error types below are a documented contract with the state machines:
 // aws-lambda-go reports a returned error's bare type name as errorType, and the
 // Retry and Catch rules in stepfunctions/*.asl.json match on those names. Renaming
@@ -24,7 +29,7 @@ const (
 )
 
 // BadInputError is input that Validate (or Teardown) refuses. Field names the input
-// field in its JSON spelling, for example "poll.maxPolls.image".
+// field in its JSON spelling, for example "poll.maxPolls.imageAvailable".
 type BadInputError struct {
 	Field   string
 	Message string
@@ -43,7 +48,7 @@ type RetryableError struct {
 	Err   error
 }
 
-func (e *RetryableError) Error() string { return prefix(e.Stage) + e.Err.Error() }
+func (e *RetryableError) Error() string { return e.Err.Error() }
 func (e *RetryableError) Unwrap() error { return e.Err }
 
 // WaitTimedOutError is a wait loop that ran out of polls. Reason says what the
@@ -56,7 +61,7 @@ type WaitTimedOutError struct {
 }
 
 func (e *WaitTimedOutError) Error() string {
-	return fmt.Sprintf("%swait %q not done after %d polls: %s", prefix(e.Stage), e.Wait, e.Polls, e.Reason)
+	return fmt.Sprintf("wait %q not done after %d polls: %s", e.Wait, e.Polls, e.Reason)
 }
 
 // ResourceFailedError is a resource that reached a state it will not leave.
@@ -68,7 +73,7 @@ type ResourceFailedError struct {
 }
 
 func (e *ResourceFailedError) Error() string {
-	return fmt.Sprintf("%s%s is %s: %s", prefix(e.Stage), e.Resource, e.State, e.Reason)
+	return fmt.Sprintf("%s is %s: %s", e.Resource, e.State, e.Reason)
 }
 
 // StageError is a stage's failure that no retry can cure.
@@ -77,15 +82,8 @@ type StageError struct {
 	Err   error
 }
 
-func (e *StageError) Error() string { return prefix(e.Stage) + e.Err.Error() }
+func (e *StageError) Error() string { return e.Err.Error() }
 func (e *StageError) Unwrap() error { return e.Err }
-
-func prefix(stage string) string {
-	if stage == "" {
-		return ""
-	}
-	return stage + ": "
-}
 
 // namedError is what every error type above is: its errorType, and a stage it
 // takes when it has none yet.
@@ -170,4 +168,20 @@ func ErrorName(err error) string {
 		return n.errorName()
 	}
 	return ""
+}
+
+// LambdaError is the JSON a Lambda function error carries: the Invoke answer's payload,
+// and the Cause that Step Functions records for a failed Lambda task.
+type LambdaError struct {
+	ErrorType    string `json:"errorType"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// ParseLambdaError reads a Lambda error's JSON; ok is false for anything else (a Pass
+// state's plain-text cause, a Parallel branch's map of errors).
+func ParseLambdaError(s []byte) (e LambdaError, ok bool) {
+	if json.Unmarshal(s, &e) != nil || (e.ErrorType == "" && e.ErrorMessage == "") {
+		return LambdaError{}, false
+	}
+	return e, true
 }

@@ -658,29 +658,18 @@ func (c Config) validatePoll() error {
 	if interval < 1 || interval > MaxPollIntervalSeconds {
 		return bad("poll.intervalSeconds", "must be 1 to %d, got %d", MaxPollIntervalSeconds, interval)
 	}
-	m := c.Poll.MaxPolls
-	waits := []struct {
-		key   string
-		polls int
-	}{
-		{WaitBaseStopped, m.BaseStopped},
-		{WaitImage, m.Image},
-		{WaitLoadBalancer, m.LoadBalancer},
-		{WaitInstancesRunning, m.InstancesRunning},
-		{WaitTargetsHealthy, m.TargetsHealthy},
-		{WaitCleanup, m.Cleanup},
-	}
 	total := 0
-	for _, w := range waits {
-		f := "poll.maxPolls." + w.key
-		if w.polls < 1 {
-			return bad(f, "the %s wait (%d polls of %d s) is shorter than one poll; set at least 1", w.key, w.polls, interval)
+	for _, w := range Waits {
+		key, polls := w.Key(), c.Poll.MaxPolls.Of(w.Name)
+		f := "poll.maxPolls." + key
+		if polls < 1 {
+			return bad(f, "the %s wait (%d polls of %d s) is shorter than one poll; set at least 1", key, polls, interval)
 		}
 		// Compared by division: polls × interval could overflow.
-		if w.polls > MaxWaitSeconds/interval {
-			return bad(f, "the %s wait (%d polls of %d s) is longer than %d hours", w.key, w.polls, interval, MaxWaitSeconds/3600)
+		if polls > MaxWaitSeconds/interval {
+			return bad(f, "the %s wait (%d polls of %d s) is longer than %d hours", key, polls, interval, MaxWaitSeconds/3600)
 		}
-		total += w.polls
+		total += polls
 	}
 	if total > MaxTotalPolls {
 		return bad("poll.maxPolls", "the waits add up to %d polls; at most %d fit in one Step Functions execution's history (25,000 events)", total, MaxTotalPolls)

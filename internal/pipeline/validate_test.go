@@ -27,7 +27,8 @@ var badInputs = []struct {
 	{"max replicas over the ceiling", `{"maxReplicas": 501}`, "maxReplicas", "ceiling of 500"},
 	{"unknown field", `{"replicas": 3}`, "replicas", `unknown field (did you mean "replicaCount"?)`},
 	{"field in the wrong case", `{"ReplicaCount": 3}`, "ReplicaCount", `did you mean "replicaCount"?`},
-	{"unknown nested field", `{"poll": {"maxPolls": {"images": 3}}}`, "poll.maxPolls.images", `did you mean "image"?`},
+	{"unknown nested field", `{"poll": {"maxPolls": {"imageAvailble": 3}}}`, "poll.maxPolls.imageAvailble", `did you mean "imageAvailable"?`},
+	{"a wait's key before the one-name rename", `{"poll": {"maxPolls": {"image": 3}}}`, "poll.maxPolls.image", `did you mean "imageAvailable"?`},
 	{"unknown field far from any", `{"flavour": "vanilla"}`, "flavour", "the fields here are allowSshFromAnywhere"},
 	{"keep base as a string", `{"keepBaseInstance": "yes"}`, "keepBaseInstance", `want true or false, got "yes"`},
 	{"cidrs as a string", `{"httpCidrs": "0.0.0.0/0"}`, "httpCidrs", `want an array, got "0.0.0.0/0"`},
@@ -78,11 +79,11 @@ var badInputs = []struct {
 	{"page with a NUL", `{"pageTemplate": "{hostname}\u0000"}`, "pageTemplate", "NUL"},
 	{"poll interval zero", `{"poll": {"intervalSeconds": 0}}`, "poll.intervalSeconds", "1 to 3600, got 0"},
 	{"poll interval over an hour", `{"poll": {"intervalSeconds": 3601}}`, "poll.intervalSeconds", "1 to 3600"},
-	{"image wait shorter than a poll", `{"poll": {"maxPolls": {"image": 0}}}`, "poll.maxPolls.image", "the image wait (0 polls of 15 s) is shorter than one poll"},
-	{"negative cleanup polls", `{"poll": {"maxPolls": {"cleanup": -5}}}`, "poll.maxPolls.cleanup", "shorter than one poll"},
-	{"image wait over a day", `{"poll": {"intervalSeconds": 60, "maxPolls": {"image": 1441}}}`, "poll.maxPolls.image", "longer than 24 hours"},
-	{"image wait that would overflow", `{"poll": {"maxPolls": {"image": 9223372036854775807}}}`, "poll.maxPolls.image", "longer than 24 hours"},
-	{"too many polls in all", `{"poll": {"intervalSeconds": 1, "maxPolls": {"image": 1000, "baseStopped": 1000}}}`, "poll.maxPolls", "at most 2000"},
+	{"image wait shorter than a poll", `{"poll": {"maxPolls": {"imageAvailable": 0}}}`, "poll.maxPolls.imageAvailable", "the imageAvailable wait (0 polls of 15 s) is shorter than one poll"},
+	{"negative cleanup polls", `{"poll": {"maxPolls": {"cleanupDone": -5}}}`, "poll.maxPolls.cleanupDone", "shorter than one poll"},
+	{"image wait over a day", `{"poll": {"intervalSeconds": 60, "maxPolls": {"imageAvailable": 1441}}}`, "poll.maxPolls.imageAvailable", "longer than 24 hours"},
+	{"image wait that would overflow", `{"poll": {"maxPolls": {"imageAvailable": 9223372036854775807}}}`, "poll.maxPolls.imageAvailable", "longer than 24 hours"},
+	{"too many polls in all", `{"poll": {"intervalSeconds": 1, "maxPolls": {"imageAvailable": 1000, "baseStopped": 1000}}}`, "poll.maxPolls", "at most 2000"},
 	{"verify requests zero", `{"verify": {"requests": 0}}`, "verify.requests", "1 to 100, got 0"},
 	{"verify requests over 100", `{"verify": {"requests": 101}}`, "verify.requests", "1 to 100"},
 	{"verify timeout over a minute", `{"verify": {"timeoutSeconds": 61}}`, "verify.timeoutSeconds", "1 to 60"},
@@ -97,7 +98,7 @@ var badInputs = []struct {
 	{"input ends early", `{"replicaCount": 2`, "", "not valid JSON"},
 	{"two JSON values", `{} {}`, "", "more than one JSON value"},
 	{"field given twice", `{"replicaCount": "x", "replicaCount": 1}`, "replicaCount", "more than once"},
-	{"nested field given twice", `{"poll": {"maxPolls": {"image": 1, "image": 2}}}`, "poll.maxPolls.image", "more than once"},
+	{"nested field given twice", `{"poll": {"maxPolls": {"imageAvailable": 1, "imageAvailable": 2}}}`, "poll.maxPolls.imageAvailable", "more than once"},
 	{"tag given twice", `{"tags": {"team": "a", "team": "b"}}`, `tags["team"]`, "more than once"},
 	{"object given twice", `{"verify": {"requests": 3}, "httpCidrs": ["10.0.0.0/8"], "verify": {}}`, "verify", "more than once"},
 }
@@ -164,7 +165,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"keepBaseInstance", *d.KeepBaseInstance, true},
 		{"pageTemplate", d.PageTemplate, "<h1>Hola desde el EC2: {hostname}</h1>"},
 		{"poll.intervalSeconds", d.Poll.IntervalSeconds, 15},
-		{"poll.maxPolls", d.Poll.MaxPolls, pipeline.MaxPolls{BaseStopped: 60, Image: 120, LoadBalancer: 60, InstancesRunning: 40, TargetsHealthy: 60, Cleanup: 80}},
+		{"poll.maxPolls", d.Poll.MaxPolls, pipeline.MaxPolls{BaseStopped: 60, ImageAvailable: 120, LoadBalancerActive: 60, InstancesRunning: 40, TargetsHealthy: 60, CleanupDone: 80}},
 		{"verify", d.Verify, pipeline.VerifyConfig{Requests: 12, TimeoutSeconds: 5}},
 		{"fleet size", d.FleetSize(), 3},
 	}
@@ -173,7 +174,7 @@ func TestDefaultConfig(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
 		}
 	}
-	if got := d.Poll.MaxPolls.Image * d.Poll.IntervalSeconds; got != 30*60 {
+	if got := d.Poll.MaxPolls.ImageAvailable * d.Poll.IntervalSeconds; got != 30*60 {
 		t.Errorf("default image wait = %d s, want 30 minutes", got)
 	}
 	if err := d.Validate(); err != nil {
@@ -215,8 +216,8 @@ func TestParseConfigAcceptsGoodInput(t *testing.T) {
 		{"tags with every allowed character", `{"tags": {"team": "web", "cost center": "a_b.c:d/e=f+g-h@i", "projet": "été 2026"}}`, func(c *pipeline.Config) {
 			c.Tags = map[string]string{"team": "web", "cost center": "a_b.c:d/e=f+g-h@i", "projet": "été 2026"}
 		}},
-		{"local-cloud polls", `{"poll": {"intervalSeconds": 1, "maxPolls": {"image": 600}}, "verify": {"skip": true, "skipReason": "no data plane"}}`, func(c *pipeline.Config) {
-			c.Poll.IntervalSeconds, c.Poll.MaxPolls.Image = 1, 600
+		{"local-cloud polls", `{"poll": {"intervalSeconds": 1, "maxPolls": {"imageAvailable": 600}}, "verify": {"skip": true, "skipReason": "no data plane"}}`, func(c *pipeline.Config) {
+			c.Poll.IntervalSeconds, c.Poll.MaxPolls.ImageAvailable = 1, 600
 			c.Verify.Skip, c.Verify.SkipReason = true, "no data plane"
 		}},
 		{"a page of my own", `{"pageTemplate": "<p>served by <b>{hostname}</b></p>"}`, func(c *pipeline.Config) { c.PageTemplate = "<p>served by <b>{hostname}</b></p>" }},

@@ -26,9 +26,6 @@ const (
 	maxCleanupReason  = 1000
 )
 
-// stageCleanup is the name Cleanup's errors carry.
-const stageCleanup = "Cleanup"
-
 // Cleanup deletes everything the run created, found by its run tag, in reverse
 // pipeline order: listeners, load balancer and target group; replicas; the AMI and
 // its snapshots; the base instance; and, once nothing that uses them remains, the
@@ -87,7 +84,7 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	poll := &pipeline.PollResult{
 		State:    cleanupDeleting,
 		Reason:   cleanupReason(remaining),
-		Attempts: previousAttempts(doc.Polls) + 1,
+		Attempts: attemptAfter(doc.Polls.Of(pipeline.WaitCleanupDone)),
 	}
 	if len(remaining) == 0 && len(errs) == 0 {
 		// Done only after two clean looks in a row, one poll interval apart: when a
@@ -104,15 +101,15 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	if doc.Polls == nil {
 		doc.Polls = &pipeline.Polls{}
 	}
-	doc.Polls.Cleanup = poll
+	doc.Polls.CleanupDone = poll
 	Log(ctx).Info("cleanup poll", "ready", poll.Ready, "remaining", len(remaining), "attempts", poll.Attempts, "errors", len(errs))
 
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		if anyRetryable(errs) {
-			return doc, &pipeline.RetryableError{Stage: stageCleanup, Err: err}
+			return doc, &pipeline.RetryableError{Stage: pipeline.Cleanup, Err: err}
 		}
-		return doc, &pipeline.StageError{Stage: stageCleanup, Err: err}
+		return doc, &pipeline.StageError{Stage: pipeline.Cleanup, Err: err}
 	}
 	return doc, nil
 }
@@ -129,17 +126,10 @@ func refuseBadRunID(runID string) error {
 }
 
 func previousState(p *pipeline.Polls) string {
-	if p == nil || p.Cleanup == nil {
+	if p == nil || p.CleanupDone == nil {
 		return ""
 	}
-	return p.Cleanup.State
-}
-
-func previousAttempts(p *pipeline.Polls) int {
-	if p == nil || p.Cleanup == nil {
-		return 0
-	}
-	return p.Cleanup.Attempts
+	return p.CleanupDone.State
 }
 
 func anyRetryable(errs []error) bool {
@@ -208,8 +198,8 @@ func firstCaught(errs map[string]pipeline.CaughtError) (string, pipeline.CaughtE
 		names = append(names, name)
 	}
 	sort.Slice(names, func(i, j int) bool {
-		if (names[i] == stageCleanup) != (names[j] == stageCleanup) {
-			return names[j] == stageCleanup
+		if (names[i] == pipeline.Cleanup) != (names[j] == pipeline.Cleanup) {
+			return names[j] == pipeline.Cleanup
 		}
 		return names[i] < names[j]
 	})
@@ -219,12 +209,8 @@ func firstCaught(errs map[string]pipeline.CaughtError) (string, pipeline.CaughtE
 // causeMessage is the message in a Catch's cause: a Lambda error's cause is JSON
 // {"errorType","errorMessage",...}; a Pass state's or the service's is plain text.
 func causeMessage(cause string) string {
-	var lambdaErr struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}
-	if json.Unmarshal([]byte(cause), &lambdaErr) == nil && (lambdaErr.ErrorMessage != "" || lambdaErr.ErrorType != "") {
-		return lambdaErr.ErrorMessage
+	if e, ok := pipeline.ParseLambdaError([]byte(cause)); ok {
+		return e.ErrorMessage
 	}
 	return cause
 }

@@ -162,7 +162,7 @@ func TestCleanupFillsDefaultsAndCountsPolls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := doc.Polls.Cleanup
+		got := doc.Polls.CleanupDone
 		if got.Ready != want.ready || got.State != want.state || got.Attempts != attempt+1 {
 			t.Fatalf("poll %d: %+v, want ready %v, %s, attempts %d", attempt+1, got, want.ready, want.state, attempt+1)
 		}
@@ -212,12 +212,12 @@ func cleanupUntilReady(t *testing.T, c *fakeCloud, doc pipeline.Document) pipeli
 		if err != nil {
 			t.Fatalf("cleanup poll %d: %v", i+1, err)
 		}
-		if doc.Polls.Cleanup.Ready {
+		if doc.Polls.CleanupDone.Ready {
 			return doc
 		}
 		c.settle()
 	}
-	t.Fatalf("cleanup not ready after 10 polls: %s", doc.Polls.Cleanup.Reason)
+	t.Fatalf("cleanup not ready after 10 polls: %s", doc.Polls.CleanupDone.Reason)
 	return doc
 }
 
@@ -237,7 +237,7 @@ func TestCleanupDeletesInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := doc.Polls.Cleanup; p.Ready || p.State != "deleting" || !strings.Contains(p.Reason, "shutting-down") {
+	if p := doc.Polls.CleanupDone; p.Ready || p.State != "deleting" || !strings.Contains(p.Reason, "shutting-down") {
 		t.Fatalf("first poll %+v: want deleting, waiting for instances shutting down", p)
 	}
 	if n := countIn(c.methodsSince(start), "DeleteSecurityGroup"); n != 0 {
@@ -245,7 +245,7 @@ func TestCleanupDeletesInOrder(t *testing.T) {
 	}
 	c.settle()
 	doc = cleanupUntilReady(t, c, doc)
-	if p := doc.Polls.Cleanup; p.State != "deleted" || p.Attempts < 2 {
+	if p := doc.Polls.CleanupDone; p.State != "deleted" || p.Attempts < 2 {
 		t.Fatalf("last poll %+v: want deleted after at least 2 polls", p)
 	}
 
@@ -324,8 +324,8 @@ func TestCleanupGoesOnAfterAnUndoFails(t *testing.T) {
 			if slices.Contains(calls, "DeleteSecurityGroup") {
 				t.Errorf("security groups deleted while the load balancer may still use them: %v", calls)
 			}
-			if doc.Polls.Cleanup == nil || doc.Polls.Cleanup.Ready {
-				t.Errorf("poll %+v: want not ready", doc.Polls.Cleanup)
+			if doc.Polls.CleanupDone == nil || doc.Polls.CleanupDone.Ready {
+				t.Errorf("poll %+v: want not ready", doc.Polls.CleanupDone)
 			}
 
 			// Once the API answers again, the next polls finish the job.
@@ -378,8 +378,8 @@ func TestCleanupSeesACreateInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if doc.Polls.Cleanup.Ready {
-		t.Fatalf("ready after one look: %+v", doc.Polls.Cleanup)
+	if doc.Polls.CleanupDone.Ready {
+		t.Fatalf("ready after one look: %+v", doc.Polls.CleanupDone)
 	}
 	late := buildFleet(t, c, "late-1") // the in-flight stage's resources land now
 	doc.Resources = late.Resources
@@ -387,17 +387,17 @@ func TestCleanupSeesACreateInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if doc.Polls.Cleanup.Ready || doc.Polls.Cleanup.State != "deleting" {
-		t.Fatalf("second look after a late create: %+v, want deleting, not ready", doc.Polls.Cleanup)
+	if doc.Polls.CleanupDone.Ready || doc.Polls.CleanupDone.State != "deleting" {
+		t.Fatalf("second look after a late create: %+v, want deleting, not ready", doc.Polls.CleanupDone)
 	}
-	for i := 0; i < 10 && !doc.Polls.Cleanup.Ready; i++ {
+	for i := 0; i < 10 && !doc.Polls.CleanupDone.Ready; i++ {
 		c.settle()
 		if doc, err = c.stages().Cleanup(ctx, doc); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !doc.Polls.Cleanup.Ready {
-		t.Fatalf("not done after 10 more looks: %+v", doc.Polls.Cleanup)
+	if !doc.Polls.CleanupDone.Ready {
+		t.Fatalf("not done after 10 more looks: %+v", doc.Polls.CleanupDone)
 	}
 	if left := c.tagged("late-1"); len(left) != 0 {
 		t.Fatalf("left with the run tag: %v", left)

@@ -1,7 +1,3 @@
-// Package stages is the logic of every amifleet Lambda: one file per stage, each with
-// the Run that creates its part of the fleet beside the undo that deletes it, as in
-// Packer's multistep steps. The Lambdas' mains (lambdas/<stage>/main.go) only build
-// a Stages from the environment and hand one of its methods to lambda.Start.
 package stages
 
 import (

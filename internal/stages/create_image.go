@@ -55,7 +55,7 @@ func (s *Stages) CreateImage(ctx context.Context, doc pipeline.Document) (pipeli
 		TagSpecifications: tagSpecs(doc, pipeline.RoleImage, ec2types.ResourceTypeImage, ec2types.ResourceTypeSnapshot),
 	}
 	out, err := s.EC2.CreateImage(ctx, in)
-	if ErrorCode(err) == "InvalidAMIName.Duplicate" {
+	if ErrorCode(err) == codeAMINameDuplicate {
 		id, adoptErr := s.adoptImage(ctx, doc.RunID, name, err)
 		if adoptErr != nil {
 			return doc, adoptErr
@@ -167,7 +167,7 @@ func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []strin
 		switch code := ErrorCode(err); {
 		case err == nil:
 			Log(ctx).Info("deregistered image", "imageId", id)
-		case code == "InvalidAMIID.NotFound" || code == "InvalidAMIID.Unavailable":
+		case code == codeAMINotFound || code == codeAMIUnavailable:
 		default:
 			errs = append(errs, fmt.Errorf("deregister image %s: %w", id, err))
 		}
@@ -189,8 +189,8 @@ func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []strin
 		switch code := ErrorCode(err); {
 		case err == nil:
 			Log(ctx).Info("deleted snapshot", "snapshotId", id)
-		case code == "InvalidSnapshot.NotFound":
-		case code == "InvalidSnapshot.InUse":
+		case code == codeSnapshotNotFound:
+		case code == codeSnapshotInUse:
 			remaining = append(remaining, fmt.Sprintf("snapshot %s still in use by an image", id))
 		default:
 			errs = append(errs, fmt.Errorf("delete snapshot %s: %w", id, err))

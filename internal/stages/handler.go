@@ -2,12 +2,70 @@ package stages
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
-	"github.com/aws/smithy-go"
 )
+
+// Start is every Lambda's main: it builds Stages from the environment, then hands the
+// named function's method (wrapped by Handle) to lambda.Start. It does not return.
+//
+//	func main() { stages.Start(pipeline.CheckImageAvailable) }
+func Start(function string) {
+	b, ok := bindings[function]
+	if !ok {
+		Logger().Error("no such function", "stage", function)
+		os.Exit(2)
+	}
+	s, err := FromEnvironment(context.Background())
+	if err != nil {
+		Logger().Error("cannot build the AWS clients", "stage", function, "error", err)
+		os.Exit(1)
+	}
+	lambda.Start(b.handler(s))
+}
+
+// binding is one function's method, ready to become a Lambda handler.
+type binding struct {
+	method  any // the method expression, for the test that names it
+	handler func(*Stages) any
+}
+
+func bind[In, Out any](function string, method func(*Stages, context.Context, In) (Out, error)) binding {
+	return binding{method: method, handler: func(s *Stages) any {
+		return Handle(function, func(ctx context.Context, in In) (Out, error) { return method(s, ctx, in) })
+	}}
+}
+
+// bindings binds every pipeline.Functions entry to the Stages method of the same name
+// (a test holds the two lists, and each method's file, to each other).
+var bindings = map[string]binding{
+	pipeline.Validate:                bind(pipeline.Validate, (*Stages).Validate),
+	pipeline.CreateSecurityGroups:    bind(pipeline.CreateSecurityGroups, (*Stages).CreateSecurityGroups),
+	pipeline.LaunchBase:              bind(pipeline.LaunchBase, (*Stages).LaunchBase),
+	pipeline.CheckBaseStopped:        bind(pipeline.CheckBaseStopped, (*Stages).CheckBaseStopped),
+	pipeline.CreateImage:             bind(pipeline.CreateImage, (*Stages).CreateImage),
+	pipeline.CheckImageAvailable:     bind(pipeline.CheckImageAvailable, (*Stages).CheckImageAvailable),
+	pipeline.CreateLoadBalancer:      bind(pipeline.CreateLoadBalancer, (*Stages).CreateLoadBalancer),
+	pipeline.CheckLoadBalancerActive: bind(pipeline.CheckLoadBalancerActive, (*Stages).CheckLoadBalancerActive),
+	pipeline.LaunchReplicas:          bind(pipeline.LaunchReplicas, (*Stages).LaunchReplicas),
+	pipeline.CheckInstancesRunning:   bind(pipeline.CheckInstancesRunning, (*Stages).CheckInstancesRunning),
+	pipeline.RegisterTargets:         bind(pipeline.RegisterTargets, (*Stages).RegisterTargets),
+	pipeline.CheckTargetsHealthy:     bind(pipeline.CheckTargetsHealthy, (*Stages).CheckTargetsHealthy),
+	pipeline.Verify:                  bind(pipeline.Verify, (*Stages).Verify),
+	pipeline.Cleanup:                 bind(pipeline.Cleanup, (*Stages).Cleanup),
+}
+
+// notYet is the error of a stage whose document lacks what an earlier stage records
+// there: the state machine runs the stages in order, so this is a broken document,
+// not a retryable state.
+func notYet(field, producer string) error {
+	return &pipeline.StageError{Err: fmt.Errorf("%s is not set: %s has not run", field, producer)}
+}
 
 type loggerKey struct{}
 
@@ -49,8 +107,6 @@ func runIDOf(in any) string {
 	switch v := in.(type) {
 	case pipeline.Document:
 		return v.RunID
-	case pipeline.CheckInput:
-		return v.Document.RunID
 	case pipeline.TeardownInput:
 		return v.RunID
 	case pipeline.ValidateInput:
@@ -59,29 +115,6 @@ func runIDOf(in any) string {
 		}
 	}
 	return ""
-}
-
-// retryableCodes are AWS error codes that the same call may cure later: throttling,
-// and eventual consistency right after a create.
-var retryableCodes = map[string]bool{
-	"RequestLimitExceeded":         true,
-	"Throttling":                   true,
-	"ThrottlingException":          true,
-	"TooManyRequestsException":     true,
-	"RequestThrottled":             true,
-	"ServiceUnavailable":           true,
-	"InternalError":                true,
-	"InternalFailure":              true,
-	"InternalServerError":          true, // SSM's
-	"Unavailable":                  true,
-	"InvalidInstanceID.NotFound":   true,
-	"InvalidAMIID.NotFound":        true,
-	"InvalidGroup.NotFound":        true,
-	"InvalidSnapshot.NotFound":     true,
-	"IncorrectInstanceState":       true,
-	"DependencyViolation":          true,
-	"ResourceInUse":                true,
-	"InsufficientInstanceCapacity": true,
 }
 
 // Classify names err for the state machine. Errors already of a named type keep it
@@ -95,26 +128,4 @@ func Classify(stage string, err error) error {
 		return &pipeline.RetryableError{Stage: stage, Err: err}
 	}
 	return &pipeline.StageError{Stage: stage, Err: err}
-}
-
-// IsRetryable reports whether err is an AWS error that a later call may cure, or a
-// deadline that ran out.
-func IsRetryable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		return retryableCodes[api.ErrorCode()]
-	}
-	return false
-}
-
-// ErrorCode is the AWS error code in err, or "".
-func ErrorCode(err error) string {
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		return api.ErrorCode()
-	}
-	return ""
 }

@@ -5,13 +5,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/amifleet/amifleet/internal/userdata"
@@ -74,15 +72,6 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	return doc, nil
 }
 
-// isArchitectureMismatch reports whether RunInstances refused an instance type and
-// an AMI of different architectures (an arm64 Graviton type with an x86_64 AMI, or
-// the reverse). EC2 says so only in the message of an InvalidParameterValue.
-func isArchitectureMismatch(err error) bool {
-	var api smithy.APIError
-	return errors.As(err, &api) && api.ErrorCode() == "InvalidParameterValue" &&
-		strings.Contains(strings.ToLower(api.ErrorMessage()), "architecture")
-}
-
 // setImage records the base instance, keeping what the image stages recorded.
 func setImage(doc *pipeline.Document, sourceImageID, baseInstanceID string) {
 	img := pipeline.Image{}
@@ -103,7 +92,7 @@ func (s *Stages) sourceImage(ctx context.Context, cfg pipeline.Config) (string, 
 		name = pipeline.DefaultImageParameter
 	}
 	out, err := s.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
-	if ErrorCode(err) == "ParameterNotFound" {
+	if ErrorCode(err) == codeParameterNotFound {
 		return "", &pipeline.BadInputError{Field: "imageParameter", Message: fmt.Sprintf("SSM parameter %s does not exist", name)}
 	}
 	if err != nil {
@@ -144,7 +133,7 @@ func (s *Stages) sourceRootVolume(ctx context.Context, cfg pipeline.Config, imag
 		field = "imageParameter"
 	}
 	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{imageID}})
-	if code := ErrorCode(err); code == "InvalidAMIID.NotFound" || code == "InvalidAMIID.Malformed" || code == "InvalidAMIID.Unavailable" {
+	if code := ErrorCode(err); code == codeAMINotFound || code == codeAMIMalformed || code == codeAMIUnavailable {
 		return rootVolume{}, &pipeline.BadInputError{Field: field, Message: fmt.Sprintf("AMI %s: %v", imageID, err)}
 	}
 	if err != nil {

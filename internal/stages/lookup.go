@@ -151,7 +151,7 @@ func (s *Stages) terminateRun(ctx context.Context, runID, role string) (remainin
 	if len(toTerminate) > 0 {
 		out, err := s.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: toTerminate})
 		switch {
-		case ErrorCode(err) == "InvalidInstanceID.NotFound":
+		case ErrorCode(err) == codeInstanceNotFound:
 			// Gone between the describe and the terminate: nothing to wait for.
 			Log(ctx).Info("instances already gone", "role", role, "instanceIds", toTerminate)
 			for _, id := range toTerminate {

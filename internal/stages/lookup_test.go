@@ -50,7 +50,7 @@ func withImage(t *testing.T, c *fakeCloud, doc pipeline.Document) pipeline.Docum
 	c.setInstanceState(doc.Resources.Image.BaseInstanceID, "stopped")
 	doc = mustRun(t)(s.CreateImage(ctx, doc))
 	c.setImageState(doc.Resources.Image.ImageID, "available", "")
-	return mustRun(t)(s.CheckImage(ctx, doc))
+	return mustRun(t)(s.CheckImageAvailable(ctx, doc))
 }
 
 // assertTags checks that tags are the run's tags for role, with the user's tags,

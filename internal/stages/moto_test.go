@@ -154,43 +154,31 @@ var motoPipeline = []motoStep{
 	{name: "CreateImage", stage: func(s *stages.Stages) func(context.Context, pipeline.Document) (pipeline.Document, error) {
 		return s.CreateImage
 	}, creates: true, wait: func(h *motoHarness, doc pipeline.Document) pipeline.Document {
-		return h.poll("CheckImage", doc, h.s.CheckImage, func(p *pipeline.Polls) *pipeline.PollResult { return p.Image })
+		return h.poll(pipeline.WaitImageAvailable, doc, h.s.CheckImageAvailable)
 	}},
 	{name: "CreateLoadBalancer", stage: func(s *stages.Stages) func(context.Context, pipeline.Document) (pipeline.Document, error) {
 		return s.CreateLoadBalancer
 	}, creates: true, wait: func(h *motoHarness, doc pipeline.Document) pipeline.Document {
-		return h.poll("CheckLoadBalancer", doc, h.s.CheckLoadBalancer, func(p *pipeline.Polls) *pipeline.PollResult { return p.LoadBalancer })
+		return h.poll(pipeline.WaitLoadBalancerActive, doc, h.s.CheckLoadBalancerActive)
 	}},
 	{name: "LaunchReplicas", stage: func(s *stages.Stages) func(context.Context, pipeline.Document) (pipeline.Document, error) {
 		return s.LaunchReplicas
 	}, creates: true, wait: func(h *motoHarness, doc pipeline.Document) pipeline.Document {
-		return h.poll("CheckInstances(instancesRunning)", doc, h.checkInstances(pipeline.WaitInstancesRunning),
-			func(p *pipeline.Polls) *pipeline.PollResult { return p.InstancesRunning })
+		return h.poll(pipeline.WaitInstancesRunning, doc, h.s.CheckInstancesRunning)
 	}},
 	{name: "RegisterTargets", stage: func(s *stages.Stages) func(context.Context, pipeline.Document) (pipeline.Document, error) {
 		return s.RegisterTargets
 	}, creates: false, wait: func(h *motoHarness, doc pipeline.Document) pipeline.Document {
-		return h.poll("CheckTargets", doc, h.s.CheckTargets, func(p *pipeline.Polls) *pipeline.PollResult { return p.TargetsHealthy })
+		return h.poll(pipeline.WaitTargetsHealthy, doc, h.s.CheckTargetsHealthy)
 	}},
-}
-
-func (h *motoHarness) checkInstances(wait string) func(context.Context, pipeline.Document) (pipeline.Document, error) {
-	return func(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
-		return h.s.CheckInstances(ctx, pipeline.CheckInput{Wait: wait, Document: doc})
-	}
 }
 
 // poll calls a check until it answers ready, as the Wait + check + Choice loop does
 // (without the wait: moto's resources are ready at once or on the next describe).
 // Each answer must count one more attempt than the last.
-func (h *motoHarness) poll(name string, doc pipeline.Document, check func(context.Context, pipeline.Document) (pipeline.Document, error), result func(*pipeline.Polls) *pipeline.PollResult) pipeline.Document {
+func (h *motoHarness) poll(name string, doc pipeline.Document, check func(context.Context, pipeline.Document) (pipeline.Document, error)) pipeline.Document {
 	h.t.Helper()
-	last := func() *pipeline.PollResult {
-		if doc.Polls == nil {
-			return nil
-		}
-		return result(doc.Polls)
-	}
+	last := func() *pipeline.PollResult { return doc.Polls.Of(name) }
 	for i := 1; i <= 5; i++ {
 		prev := 0
 		if r := last(); r != nil {
@@ -219,19 +207,19 @@ func (h *motoHarness) poll(name string, doc pipeline.Document, check func(contex
 // moto's instance never stops by itself. The check must see it running first.
 func (h *motoHarness) baseStopped(doc pipeline.Document) pipeline.Document {
 	h.t.Helper()
-	check := h.checkInstances(pipeline.WaitBaseStopped)
+	check := h.s.CheckBaseStopped
 	doc, err := check(h.ctx, doc)
 	if err != nil {
-		h.t.Fatalf("CheckInstances(baseStopped): %v", err)
+		h.t.Fatalf("CheckBaseStopped: %v", err)
 	}
 	if p := doc.Polls.BaseStopped; p == nil || p.Ready {
-		h.t.Fatalf("CheckInstances(baseStopped) before the base stopped: %+v, want not ready", p)
+		h.t.Fatalf("CheckBaseStopped before the base stopped: %+v, want not ready", p)
 	}
 	base := doc.Resources.Image.BaseInstanceID
 	if _, err := h.ec2.StopInstances(h.ctx, &ec2.StopInstancesInput{InstanceIds: []string{base}}); err != nil {
 		h.t.Fatalf("stop the base instance %s: %v", base, err)
 	}
-	return h.poll("CheckInstances(baseStopped)", doc, check, func(p *pipeline.Polls) *pipeline.PollResult { return p.BaseStopped })
+	return h.poll(pipeline.WaitBaseStopped, doc, check)
 }
 
 // motoCounts is what a run owns in moto, found by its run tag.
@@ -337,12 +325,12 @@ func (h *motoHarness) cleanup(doc pipeline.Document) pipeline.Document {
 		if doc, err = h.s.Cleanup(h.ctx, doc); err != nil {
 			h.t.Fatalf("Cleanup poll %d: %v", i, err)
 		}
-		if p := doc.Polls.Cleanup; p.Ready {
+		if p := doc.Polls.CleanupDone; p.Ready {
 			h.t.Logf("cleanup done after %d polls", i)
 			return doc
 		}
 	}
-	h.t.Fatalf("Cleanup not ready after %d polls: %s", maxPolls, doc.Polls.Cleanup.Reason)
+	h.t.Fatalf("Cleanup not ready after %d polls: %s", maxPolls, doc.Polls.CleanupDone.Reason)
 	return doc
 }
 
@@ -423,7 +411,7 @@ func TestMotoCleanupAfterEachStage(t *testing.T) {
 				t.Fatalf("stages 1..%d created nothing to clean up", k+1)
 			}
 			doc = h.cleanup(doc)
-			if p := doc.Polls.Cleanup; p.State != "deleted" {
+			if p := doc.Polls.CleanupDone; p.State != "deleted" {
 				t.Errorf("cleanup poll %+v: want state deleted", p)
 			}
 			if got := h.count(runID); !got.empty() {
@@ -431,8 +419,8 @@ func TestMotoCleanupAfterEachStage(t *testing.T) {
 			}
 			// Cleanup again (a Teardown after a failed run's own cleanup): nothing
 			// to do, and no error for what is already gone.
-			if doc, err := h.s.Cleanup(h.ctx, doc); err != nil || !doc.Polls.Cleanup.Ready {
-				t.Errorf("Cleanup after cleanup: %v, %+v", err, doc.Polls.Cleanup)
+			if doc, err := h.s.Cleanup(h.ctx, doc); err != nil || !doc.Polls.CleanupDone.Ready {
+				t.Errorf("Cleanup after cleanup: %v, %+v", err, doc.Polls.CleanupDone)
 			}
 		})
 	}

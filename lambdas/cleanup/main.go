@@ -1,6 +1,9 @@
-// Command cleanup is the Cleanup Lambda; the logic is stages.Stages.Cleanup.
+// Command cleanup is the Cleanup Lambda; its logic is stages.Stages.Cleanup (internal/stages/cleanup.go).
 package main
 
-import "github.com/amifleet/amifleet/internal/stages"
+import (
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/stages"
+)
 
-func main() { stages.Start("Cleanup", (*stages.Stages).Cleanup) }
+func main() { stages.Start(pipeline.Cleanup) }

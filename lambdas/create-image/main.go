@@ -1,6 +1,9 @@
-// Command create-image is the CreateImage Lambda; the logic is stages.Stages.CreateImage.
+// Command create-image is the CreateImage Lambda; its logic is stages.Stages.CreateImage (internal/stages/create_image.go).
 package main
 
-import "github.com/amifleet/amifleet/internal/stages"
+import (
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/stages"
+)
 
-func main() { stages.Start("CreateImage", (*stages.Stages).CreateImage) }
+func main() { stages.Start(pipeline.CreateImage) }

@@ -1,6 +1,9 @@
-// Command create-load-balancer is the CreateLoadBalancer Lambda; the logic is stages.Stages.CreateLoadBalancer.
+// Command create-load-balancer is the CreateLoadBalancer Lambda; its logic is stages.Stages.CreateLoadBalancer (internal/stages/create_load_balancer.go).
 package main
 
-import "github.com/amifleet/amifleet/internal/stages"
+import (
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/stages"
+)
 
-func main() { stages.Start("CreateLoadBalancer", (*stages.Stages).CreateLoadBalancer) }
+func main() { stages.Start(pipeline.CreateLoadBalancer) }

@@ -1,6 +1,9 @@
-// Command launch-replicas is the LaunchReplicas Lambda; the logic is stages.Stages.LaunchReplicas.
+// Command launch-replicas is the LaunchReplicas Lambda; its logic is stages.Stages.LaunchReplicas (internal/stages/launch_replicas.go).
 package main
 
-import "github.com/amifleet/amifleet/internal/stages"
+import (
+	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/stages"
+)
 
-func main() { stages.Start("LaunchReplicas", (*stages.Stages).LaunchReplicas) }
+func main() { stages.Start(pipeline.LaunchReplicas) }

@@ -10,7 +10,7 @@ stdin and writes one JSON answer on stdout:
    "runs": [{"name": "<execution name>", "start": "pipeline" | "teardown",
              "input": {...}, "scenario": {...}}, ...]}
     -> {"<name>": {"status", "error", "cause", "output", "states": [entered states],
-                   "calls": [{"function", "wait"?, "errors"?}, ...], "teardown"?: {"name", "input"}}}
+                   "calls": [{"function", "errors"?}, ...], "teardown"?: {"name", "input"}}}
 
 The Pipeline's ${TeardownStateMachineArn} must be rendered as
 arn:aws:states:us-east-1:123456789012:stateMachine:Teardown.
@@ -101,8 +101,6 @@ class Fakes:
             n = self.count.get(fn, 0) + 1
             self.count[fn] = n
             call = {"function": fn}
-            if isinstance(payload, dict) and payload.get("wait"):
-                call["wait"] = payload["wait"]
             if isinstance(payload, dict) and payload.get("errors"):
                 call["errors"] = payload["errors"]
             self.calls.append(call)
@@ -131,7 +129,7 @@ class Fakes:
             return_error = {"errorType": "BadInputError", "errorMessage": "bad input: bad: unknown field"}
             raise _LambdaError(return_error)
         config = {"poll": {"intervalSeconds": 0, "maxPolls": {k: 3 for k in
-                  ("baseStopped", "image", "loadBalancer", "instancesRunning", "targetsHealthy", "cleanup")}}}
+                  ("baseStopped", "imageAvailable", "loadBalancerActive", "instancesRunning", "targetsHealthy", "cleanupDone")}}}
         config.update(inp)
         return {"runId": p["executionName"], "config": config, "resources": {}}
 
@@ -144,31 +142,34 @@ class Fakes:
         d["resources"]["image"] = {"baseInstanceId": "i-base"}
         return d
 
-    def CheckInstances(self, p):
-        return self.poll(p["document"], p["wait"], "stopped" if p["wait"] == "baseStopped" else "running")
+    def CheckBaseStopped(self, d):
+        return self.poll(d, "baseStopped", "stopped")
 
     def CreateImage(self, d):
         d["resources"]["image"]["imageId"] = "ami-1"
         return d
 
-    def CheckImage(self, d):
-        return self.poll(d, "image", "available")
+    def CheckImageAvailable(self, d):
+        return self.poll(d, "imageAvailable", "available")
 
     def CreateLoadBalancer(self, d):
         d["resources"]["loadBalancer"] = {"targetGroupArn": "tg", "loadBalancerArn": "alb", "dnsName": "alb.example"}
         return d
 
-    def CheckLoadBalancer(self, d):
-        return self.poll(d, "loadBalancer", "active")
+    def CheckLoadBalancerActive(self, d):
+        return self.poll(d, "loadBalancerActive", "active")
 
     def LaunchReplicas(self, d):
         d["resources"]["fleet"] = {"replicaInstanceIds": ["i-1", "i-2"], "instanceIds": ["i-base", "i-1", "i-2"]}
         return d
 
+    def CheckInstancesRunning(self, d):
+        return self.poll(d, "instancesRunning", "running")
+
     def RegisterTargets(self, d):
         return d
 
-    def CheckTargets(self, d):
+    def CheckTargetsHealthy(self, d):
         return self.poll(d, "targetsHealthy", "healthy")
 
     def Verify(self, d):
@@ -178,13 +179,13 @@ class Fakes:
     def Cleanup(self, d):
         if not d.get("runId"):
             raise _LambdaError({"errorType": "BadInputError", "errorMessage": "bad input: runId: empty"})
-        d.setdefault("config", {"poll": {"intervalSeconds": 1, "maxPolls": {"cleanup": 3}}})
+        d.setdefault("config", {"poll": {"intervalSeconds": 1, "maxPolls": {"cleanupDone": 3}}})
         errors = d.get("errors") or {}
         if errors:
             stage, caught = sorted(errors.items())[0]
             d["error"] = {"stage": stage, "type": caught["Error"], "message": caught["Cause"],
                           "cause": "%s failed: %s: %s" % (stage, caught["Error"], caught["Cause"])}
-        return self.poll(d, "cleanup", "deleted")
+        return self.poll(d, "cleanupDone", "deleted")
 
 
 class _LambdaError(Exception):

@@ -39,10 +39,10 @@ func TestCheckImage(t *testing.T) {
 			if tc.inject != nil {
 				c.failOnce("DescribeImages", tc.inject)
 			}
-			doc.Polls = &pipeline.Polls{Image: &pipeline.PollResult{Attempts: 7}}
+			doc.Polls = &pipeline.Polls{ImageAvailable: &pipeline.PollResult{Attempts: 7}}
 			mark := c.mark()
 
-			out, err := c.stages().CheckImage(ctx, doc)
+			out, err := c.stages().CheckImageAvailable(ctx, doc)
 			if got := c.methodsSince(mark); !slices.Equal(got, []string{"DescribeImages"}) {
 				t.Errorf("calls = %v, want one DescribeImages", got)
 			}
@@ -59,7 +59,7 @@ func TestCheckImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			poll := out.Polls.Image
+			poll := out.Polls.ImageAvailable
 			if poll.Ready != tc.wantReady || poll.Attempts != 8 || !strings.Contains(poll.Reason, tc.wantReason) {
 				t.Errorf("poll = %+v, want ready %v, attempt 8, reason with %q", poll, tc.wantReady, tc.wantReason)
 			}
@@ -76,7 +76,7 @@ func TestCheckImage(t *testing.T) {
 
 func TestCheckImageNeedsAnImage(t *testing.T) {
 	c := newFakeCloud(t)
-	if _, err := c.stages().CheckImage(context.Background(), testDoc()); err == nil || len(c.methods()) != 0 {
+	if _, err := c.stages().CheckImageAvailable(context.Background(), testDoc()); err == nil || len(c.methods()) != 0 {
 		t.Fatalf("got %v after calls %v, want an error before any call", err, c.methods())
 	}
 }

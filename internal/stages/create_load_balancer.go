@@ -23,14 +23,6 @@ const (
 	httpPort                   int32 = 80
 )
 
-// ELBv2 error codes the load balancer stages treat as an answer, not a failure.
-const (
-	codeLoadBalancerNotFound = "LoadBalancerNotFound"
-	codeTargetGroupNotFound  = "TargetGroupNotFound"
-	codeListenerNotFound     = "ListenerNotFound"
-	codeResourceInUse        = "ResourceInUse"
-)
-
 // CreateLoadBalancer creates the run's target group, its internet-facing Application
 // Load Balancer over the network's subnets, and an HTTP:80 listener forwarding to the
 // target group. ELBv2 has no client token, so a second run finds what the first made

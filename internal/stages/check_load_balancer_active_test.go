@@ -37,10 +37,10 @@ func TestCheckLoadBalancer(t *testing.T) {
 			c.setLoadBalancerState(arn, tc.state)
 			if tc.prev != nil {
 				prev := *tc.prev
-				doc.Polls = &pipeline.Polls{LoadBalancer: &prev}
+				doc.Polls = &pipeline.Polls{LoadBalancerActive: &prev}
 			}
 			mark := c.mark()
-			out, err := c.stages().CheckLoadBalancer(context.Background(), doc)
+			out, err := c.stages().CheckLoadBalancerActive(context.Background(), doc)
 			if got := c.methodsSince(mark); !reflect.DeepEqual(got, []string{"DescribeLoadBalancers"}) {
 				t.Errorf("calls = %v, want one DescribeLoadBalancers", got)
 			}
@@ -57,11 +57,11 @@ func TestCheckLoadBalancer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("CheckLoadBalancer: %v", err)
 			}
-			if out.Polls == nil || !reflect.DeepEqual(out.Polls.LoadBalancer, tc.want) {
+			if out.Polls == nil || !reflect.DeepEqual(out.Polls.LoadBalancerActive, tc.want) {
 				t.Errorf("polls.loadBalancer = %+v, want %+v", out.Polls, tc.want)
 			}
-			if tc.prev != nil && doc.Polls.LoadBalancer.Attempts != tc.prev.Attempts {
-				t.Errorf("the caller's document changed: attempts %d", doc.Polls.LoadBalancer.Attempts)
+			if tc.prev != nil && doc.Polls.LoadBalancerActive.Attempts != tc.prev.Attempts {
+				t.Errorf("the caller's document changed: attempts %d", doc.Polls.LoadBalancerActive.Attempts)
 			}
 		})
 	}
@@ -70,7 +70,7 @@ func TestCheckLoadBalancer(t *testing.T) {
 func TestCheckLoadBalancerErrors(t *testing.T) {
 	t.Run("not created yet", func(t *testing.T) {
 		c, doc := lbFixture(t)
-		_, err := c.stages().CheckLoadBalancer(context.Background(), doc)
+		_, err := c.stages().CheckLoadBalancerActive(context.Background(), doc)
 		var se *pipeline.StageError
 		if !errors.As(err, &se) || len(c.methods()) != 0 {
 			t.Errorf("err = %v, calls %v; want a StageError and no call", err, c.methods())
@@ -80,7 +80,7 @@ func TestCheckLoadBalancerErrors(t *testing.T) {
 		c, doc := lbFixture(t)
 		doc = createdLB(t, c, doc)
 		c.failOnce("DescribeLoadBalancers", fakeErr("LoadBalancerNotFound", "not yet"))
-		_, err := c.stages().CheckLoadBalancer(context.Background(), doc)
+		_, err := c.stages().CheckLoadBalancerActive(context.Background(), doc)
 		var re *pipeline.RetryableError
 		if !errors.As(err, &re) {
 			t.Errorf("err = %v, want a RetryableError", err)

@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -12,22 +11,28 @@ import (
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 )
 
-// CheckTargets is one poll of the "targetsHealthy" wait: ready when every fleet
+// CheckTargetsHealthy is one poll of the TargetsHealthy wait: ready when every fleet
 // instance is a healthy target. The Reason names each instance that is not, with
 // its state and reason code ("i-1 initial (Elb.InitialHealthChecking)"), so that a
 // timed-out wait says which instance failed its health checks and why.
-func (s *Stages) CheckTargets(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
+func (s *Stages) CheckTargetsHealthy(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
 	lb := doc.Resources.LoadBalancer
 	if lb == nil || lb.TargetGroupARN == "" {
-		return doc, &pipeline.StageError{Err: errors.New("resources.loadBalancer.targetGroupArn is empty: CreateLoadBalancer has not run")}
+		return doc, notYet("resources.loadBalancer.targetGroupArn", pipeline.CreateLoadBalancer)
 	}
 	fleet := doc.Resources.Fleet
 	if fleet == nil || len(fleet.InstanceIDs) == 0 {
-		return doc, &pipeline.StageError{Err: errors.New("resources.fleet.instanceIds is empty: LaunchReplicas has not run")}
+		return doc, notYet("resources.fleet.instanceIds", pipeline.LaunchReplicas)
 	}
-	out, err := s.ELB.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(lb.TargetGroupARN)})
+	return poll(doc, pipeline.WaitTargetsHealthy, func(_ *pipeline.Document, poll *pipeline.PollResult) error {
+		return s.checkTargetsHealthy(ctx, lb.TargetGroupARN, fleet.InstanceIDs, poll)
+	})
+}
+
+func (s *Stages) checkTargetsHealthy(ctx context.Context, targetGroupARN string, instanceIDs []string, poll *pipeline.PollResult) error {
+	out, err := s.ELB.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(targetGroupARN)})
 	if err != nil {
-		return doc, fmt.Errorf("describe target health of %s: %w", lb.TargetGroupARN, err)
+		return fmt.Errorf("describe target health of %s: %w", targetGroupARN, err)
 	}
 	health := make(map[string]*elbtypes.TargetHealth, len(out.TargetHealthDescriptions))
 	for _, d := range out.TargetHealthDescriptions {
@@ -36,7 +41,7 @@ func (s *Stages) CheckTargets(ctx context.Context, doc pipeline.Document) (pipel
 		}
 	}
 	var waiting []string
-	for _, id := range fleet.InstanceIDs {
+	for _, id := range instanceIDs {
 		h, ok := health[id]
 		switch {
 		case !ok:
@@ -49,21 +54,13 @@ func (s *Stages) CheckTargets(ctx context.Context, doc pipeline.Document) (pipel
 			waiting = append(waiting, w)
 		}
 	}
-
-	polls := pipeline.Polls{}
-	if doc.Polls != nil {
-		polls = *doc.Polls // a copy: the caller's document stays as it was
-	}
-	poll := pipeline.PollResult{Attempts: attemptAfter(polls.TargetsHealthy)}
-	healthy := len(fleet.InstanceIDs) - len(waiting)
-	poll.State = fmt.Sprintf("%d/%d healthy", healthy, len(fleet.InstanceIDs))
+	healthy := len(instanceIDs) - len(waiting)
+	poll.State = fmt.Sprintf("%d/%d healthy", healthy, len(instanceIDs))
 	if len(waiting) == 0 {
 		poll.Ready = true
 		poll.Reason = "every target is healthy"
 	} else {
 		poll.Reason = "waiting for " + strings.Join(waiting, ", ")
 	}
-	polls.TargetsHealthy = &poll
-	doc.Polls = &polls
-	return doc, nil
+	return nil
 }

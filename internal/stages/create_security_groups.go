@@ -73,7 +73,7 @@ func (s *Stages) resolveNetwork(ctx context.Context, subnetIDs []string) (*pipel
 	var subnets []ec2types.Subnet
 	if len(subnetIDs) > 0 {
 		out, err := s.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: subnetIDs})
-		if ErrorCode(err) == "InvalidSubnetID.NotFound" {
+		if ErrorCode(err) == codeSubnetNotFound {
 			return nil, &pipeline.BadInputError{Field: "subnetIds", Message: err.Error()}
 		}
 		if err != nil {
@@ -162,7 +162,7 @@ func (s *Stages) ensureSecurityGroup(ctx context.Context, doc pipeline.Document,
 		VpcId:             aws.String(vpcID),
 		TagSpecifications: tagSpecs(doc, role, ec2types.ResourceTypeSecurityGroup),
 	})
-	if ErrorCode(err) == "InvalidGroup.Duplicate" {
+	if ErrorCode(err) == codeGroupDuplicate {
 		// The tag lookup missed a group a first run made (tags are eventually
 		// consistent): adopt it by name, if it is this run's.
 		return s.adoptSecurityGroup(ctx, doc.RunID, vpcID, name, err)
@@ -240,7 +240,7 @@ func (s *Stages) authorize(ctx context.Context, groupID string, has, perms []ec2
 		_, err := s.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
 			GroupId: aws.String(groupID), IpPermissions: []ec2types.IpPermission{p},
 		})
-		if ErrorCode(err) == "InvalidPermission.Duplicate" {
+		if ErrorCode(err) == codePermissionDuplicate {
 			continue
 		}
 		if err != nil {
@@ -293,8 +293,8 @@ func (s *Stages) undoSecurityGroups(ctx context.Context, runID string) (remainin
 			switch code := ErrorCode(err); {
 			case err == nil:
 				Log(ctx).Info("deleted security group", "role", role, "groupId", id)
-			case code == "InvalidGroup.NotFound":
-			case code == "DependencyViolation":
+			case code == codeGroupNotFound:
+			case code == codeDependencyViolation:
 				remaining = append(remaining, fmt.Sprintf("security group %s (%s) still in use", id, role))
 			default:
 				errs = append(errs, fmt.Errorf("delete security group %s: %w", id, err))

@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -13,24 +12,24 @@ import (
 	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
-// CheckImage is one poll of the "image" wait: ready when the AMI is available, and
+// CheckImageAvailable is one poll of the ImageAvailable wait: ready when the AMI is available, and
 // then it records the AMI's snapshots. An AMI that failed will never be available:
 // ResourceFailedError with EC2's reason. Right after CreateImage the AMI may not be
 // visible yet: not ready, not an error.
-func (s *Stages) CheckImage(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
+func (s *Stages) CheckImageAvailable(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
 	if doc.Resources.Image == nil || doc.Resources.Image.ImageID == "" {
-		return doc, &pipeline.StageError{Err: errors.New("resources.image.imageId is empty: CreateImage has not run")}
+		return doc, notYet("resources.image.imageId", pipeline.CreateImage)
 	}
-	id := doc.Resources.Image.ImageID
-	polls := pipeline.Polls{}
-	if doc.Polls != nil {
-		polls = *doc.Polls // a copy: the caller's document stays as it was
-	}
-	poll := &pipeline.PollResult{Attempts: attemptAfter(polls.Image)}
+	return poll(doc, pipeline.WaitImageAvailable, func(doc *pipeline.Document, poll *pipeline.PollResult) error {
+		return s.checkImageAvailable(ctx, doc, poll)
+	})
+}
 
+func (s *Stages) checkImageAvailable(ctx context.Context, doc *pipeline.Document, poll *pipeline.PollResult) error {
+	id := doc.Resources.Image.ImageID
 	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
-	if err != nil && ErrorCode(err) != "InvalidAMIID.NotFound" {
-		return doc, fmt.Errorf("describe image %s: %w", id, err)
+	if err != nil && ErrorCode(err) != codeAMINotFound {
+		return fmt.Errorf("describe image %s: %w", id, err)
 	}
 	switch {
 	case err != nil || len(out.Images) == 0:
@@ -44,7 +43,7 @@ func (s *Stages) CheckImage(ctx context.Context, doc pipeline.Document) (pipelin
 				snapshots = append(snapshots, aws.ToString(bd.Ebs.SnapshotId))
 			}
 		}
-		doc = withSnapshots(doc, snapshots)
+		*doc = withSnapshots(*doc, snapshots)
 		poll.Ready, poll.State = true, string(img.State)
 		poll.Reason = fmt.Sprintf("image %s is available", id)
 	case slices.Contains(deadImageStates, out.Images[0].State):
@@ -53,14 +52,12 @@ func (s *Stages) CheckImage(ctx context.Context, doc pipeline.Document) (pipelin
 		if img.StateReason != nil && aws.ToString(img.StateReason.Message) != "" {
 			reason = aws.ToString(img.StateReason.Message)
 		}
-		return doc, &pipeline.ResourceFailedError{Resource: "image " + id, State: string(img.State), Reason: reason}
+		return &pipeline.ResourceFailedError{Resource: "image " + id, State: string(img.State), Reason: reason}
 	default:
 		poll.State = string(out.Images[0].State)
 		poll.Reason = fmt.Sprintf("image %s is %s", id, poll.State)
 	}
-	polls.Image = poll
-	doc.Polls = &polls
-	return doc, nil
+	return nil
 }
 
 func withSnapshots(doc pipeline.Document, snapshotIDs []string) pipeline.Document {

@@ -67,7 +67,7 @@ func TestCheckTargets(t *testing.T) {
 				doc.Polls = &pipeline.Polls{TargetsHealthy: &pipeline.PollResult{Attempts: tc.prev}}
 			}
 			mark := c.mark()
-			out, err := c.stages().CheckTargets(context.Background(), doc)
+			out, err := c.stages().CheckTargetsHealthy(context.Background(), doc)
 			if err != nil {
 				t.Fatalf("CheckTargets: %v", err)
 			}
@@ -91,7 +91,7 @@ func TestCheckTargets(t *testing.T) {
 
 func TestCheckTargetsNeedsItsInputs(t *testing.T) {
 	c, doc := lbFixture(t)
-	_, err := c.stages().CheckTargets(context.Background(), doc)
+	_, err := c.stages().CheckTargetsHealthy(context.Background(), doc)
 	var se *pipeline.StageError
 	if !errors.As(err, &se) || len(c.methods()) != 0 {
 		t.Errorf("err = %v, calls %v; want a StageError and no call", err, c.methods())

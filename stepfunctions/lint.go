@@ -29,10 +29,16 @@ type state struct {
 	Branches    []machine    `json:"Branches"`
 	Retry       []retrier    `json:"Retry"`
 	Catch       []catcher    `json:"Catch"`
+	Parameters  struct {
+		FunctionName string `json:"FunctionName"`
+	} `json:"Parameters"`
+	// ResultPath is kept raw, as in catcher.
+	ResultPath json.RawMessage `json:"ResultPath"`
 }
 
 type choiceRule struct {
 	Variable                     string `json:"Variable"`
+	BooleanEquals                *bool  `json:"BooleanEquals"`
 	NumericGreaterThanEqualsPath string `json:"NumericGreaterThanEqualsPath"`
 	Next                         string `json:"Next"`
 }
@@ -84,7 +90,7 @@ var (
 	stateTypes = []string{"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel"}
 )
 
-// Check reports every way def breaks the rules amifleet's state machines keep, one
+// Lint reports every way def breaks the rules amifleet's state machines keep, one
 // line per problem, naming the state; nil when it keeps them all. def may be
 // rendered or not: placeholders left in it must be known ones. The rules:
 //
@@ -101,7 +107,8 @@ var (
 //   - every loop passes through a Choice rule that leaves the loop when
 //     $.polls.<key>.attempts NumericGreaterThanEqualsPath $.config.poll.maxPolls.<key>,
 //     and through a Wait with SecondsPath: no loop is unbounded or busy.
-func Check(def []byte) error {
+//   - states keep the names of pipeline.Functions and pipeline.Waits (names.go).
+func Lint(def []byte) error {
 	var m machine
 	if err := json.Unmarshal(def, &m); err != nil {
 		return fmt.Errorf("state machine is not valid JSON: %w", err)
@@ -195,6 +202,7 @@ func (c *checker) state(where, name string, s *state, states map[string]*state) 
 		c.add(where, name, "is null")
 		return
 	}
+	c.names(where, name, s, states)
 	if !slices.Contains(stateTypes, s.Type) {
 		c.add(where, name, fmt.Sprintf("Type %q is not one these checks know (%s)", s.Type, strings.Join(stateTypes, ", ")))
 	}
