@@ -110,11 +110,11 @@ func (a arns) runInstances(images grant) []grant {
 // needs it added here, and in the table of TestFunctionRolesAllowExactlyTheirActions.
 var permissions = map[string]func(arns) []grant{
 	// Validate checks that config.subnetIds and config.imageId exist; it creates nothing.
-	"Validate": func(arns) []grant {
+	pipeline.Validate: func(arns) []grant {
 		return []grant{describe("ec2:DescribeSubnets", "ec2:DescribeImages")}
 	},
 
-	"CreateSecurityGroups": func(a arns) []grant {
+	pipeline.CreateSecurityGroups: func(a arns) []grant {
 		return []grant{
 			describe("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"),
 			{
@@ -140,7 +140,7 @@ var permissions = map[string]func(arns) []grant{
 		}
 	},
 
-	"LaunchBase": func(a arns) []grant {
+	pipeline.LaunchBase: func(a arns) []grant {
 		return append([]grant{
 			describe("ec2:DescribeInstances", "ec2:DescribeImages"),
 			{
@@ -155,7 +155,11 @@ var permissions = map[string]func(arns) []grant{
 		})...)
 	},
 
-	"CheckInstances": func(a arns) []grant {
+	pipeline.CheckInstancesRunning: func(arns) []grant {
+		return []grant{describe("ec2:DescribeInstances")}
+	},
+
+	pipeline.CheckBaseStopped: func(a arns) []grant {
 		return []grant{
 			describe("ec2:DescribeInstances"),
 			{
@@ -167,7 +171,7 @@ var permissions = map[string]func(arns) []grant{
 		}
 	},
 
-	"CreateImage": func(a arns) []grant {
+	pipeline.CreateImage: func(a arns) []grant {
 		return []grant{
 			describe("ec2:DescribeImages"),
 			{
@@ -188,11 +192,11 @@ var permissions = map[string]func(arns) []grant{
 		}
 	},
 
-	"CheckImage": func(arns) []grant {
+	pipeline.CheckImageAvailable: func(arns) []grant {
 		return []grant{describe("ec2:DescribeImages")}
 	},
 
-	"CreateLoadBalancer": func(a arns) []grant {
+	pipeline.CreateLoadBalancer: func(a arns) []grant {
 		tg := a.elb("targetgroup/" + namePattern + "/*")
 		lb := a.elb("loadbalancer/app/" + namePattern + "/*")
 		listener := a.elb("listener/app/" + namePattern + "/*/*")
@@ -232,11 +236,11 @@ var permissions = map[string]func(arns) []grant{
 		}
 	},
 
-	"CheckLoadBalancer": func(arns) []grant {
+	pipeline.CheckLoadBalancerActive: func(arns) []grant {
 		return []grant{describe("elasticloadbalancing:DescribeLoadBalancers")}
 	},
 
-	"LaunchReplicas": func(a arns) []grant {
+	pipeline.LaunchReplicas: func(a arns) []grant {
 		return append([]grant{
 			describe("ec2:DescribeInstances", "ec2:DescribeImages"),
 			{
@@ -253,7 +257,7 @@ var permissions = map[string]func(arns) []grant{
 		})...)
 	},
 
-	"RegisterTargets": func(a arns) []grant {
+	pipeline.RegisterTargets: func(a arns) []grant {
 		return []grant{{
 			actions:    []string{"elasticloadbalancing:RegisterTargets"},
 			resources:  []string{a.elb("targetgroup/" + namePattern + "/*")},
@@ -261,14 +265,14 @@ var permissions = map[string]func(arns) []grant{
 		}}
 	},
 
-	"CheckTargets": func(arns) []grant {
+	pipeline.CheckTargetsHealthy: func(arns) []grant {
 		return []grant{describe("elasticloadbalancing:DescribeTargetHealth")}
 	},
 
 	// Verify sends HTTP requests to the load balancer's DNS name: no AWS call.
-	"Verify": func(arns) []grant { return nil },
+	pipeline.Verify: func(arns) []grant { return nil },
 
-	"Cleanup": func(a arns) []grant {
+	pipeline.Cleanup: func(a arns) []grant {
 		return []grant{
 			describe("ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots",
 				"ec2:DescribeSecurityGroups", "elasticloadbalancing:DescribeTargetGroups",

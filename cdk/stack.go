@@ -48,23 +48,24 @@ type sizing struct {
 }
 
 var sizes = map[string]sizing{
-	"Validate":             {128, 30},
-	"CreateSecurityGroups": {256, 60},
-	"LaunchBase":           {256, 60},
-	"CheckInstances":       {128, 30},
-	"CreateImage":          {256, 60},
-	"CheckImage":           {128, 30},
-	"CreateLoadBalancer":   {256, 120},
-	"CheckLoadBalancer":    {128, 30},
-	"LaunchReplicas":       {256, 120},
-	"RegisterTargets":      {256, 60},
-	"CheckTargets":         {128, 30},
+	pipeline.Validate:                {128, 30},
+	pipeline.CreateSecurityGroups:    {256, 60},
+	pipeline.LaunchBase:              {256, 60},
+	pipeline.CheckBaseStopped:        {128, 30},
+	pipeline.CreateImage:             {256, 60},
+	pipeline.CheckImageAvailable:     {128, 30},
+	pipeline.CreateLoadBalancer:      {256, 120},
+	pipeline.CheckLoadBalancerActive: {128, 30},
+	pipeline.LaunchReplicas:          {256, 120},
+	pipeline.CheckInstancesRunning:   {128, 30},
+	pipeline.RegisterTargets:         {256, 60},
+	pipeline.CheckTargetsHealthy:     {128, 30},
 	// Verify sends config.verify.requests GETs with their own timeouts: Validate
 	// accepts up to pipeline.MaxVerifySeconds of them (the default 12 × 5 s is 60 s
 	// alone), and a Lambda timeout is a Sandbox.Timedout that no Retry catches.
-	"Verify": {128, pipeline.MaxVerifySeconds + 30},
+	pipeline.Verify: {128, pipeline.MaxVerifySeconds + 30},
 	// Cleanup deletes in reverse order and may be called many times by its poll loop.
-	"Cleanup": {256, 120},
+	pipeline.Cleanup: {256, 120},
 }
 
 // AmiFleetStack is what NewAmiFleetStack returns: the stack and the parts that the

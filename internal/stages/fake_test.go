@@ -267,6 +267,7 @@ func (c *fakeCloud) clearFail(method string) {
 // record notes the call, and answers the injected error, if any. Callers hold mu.
 func (c *fakeCloud) record(method string, in any) error {
 	c.calls = append(c.calls, fakeCall{Method: method, Input: in})
+	recordFake(method)
 	q := c.fails[method]
 	if len(q) == 0 {
 		return nil

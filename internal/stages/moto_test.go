@@ -66,6 +66,10 @@ func (w *tailWriter) String() string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if err := stages.CheckIAMGolden(code == 0 && stages.CompleteRun()); err != nil {
+		fmt.Fprintln(os.Stderr, "IAM actions:", err)
+		code = 1
+	}
 	if motoServer != nil {
 		if err := motoServer.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop moto:", err)
@@ -88,7 +92,9 @@ func motoCloud(t *testing.T) aws.Config {
 		t.Fatalf("moto: %v", motoErr)
 	}
 	t.Logf("moto at %s (started in %s)", motoServer.Endpoint(), motoStarted.Round(time.Millisecond))
-	return localcloud.AWSConfig(motoServer.Endpoint(), motoRegion)
+	cfg := localcloud.AWSConfig(motoServer.Endpoint(), motoRegion)
+	cfg.APIOptions = append(cfg.APIOptions, stages.RecordingMiddleware)
+	return cfg
 }
 
 // newRunID is a run id no other test (or earlier -count run) has used.

@@ -67,6 +67,7 @@ func (r *validateRecorder) refuse(method string) error {
 
 func (e validateEC2) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
 	e.r.calls = append(e.r.calls, "DescribeSubnets")
+	recordFake("DescribeSubnets")
 	e.r.subnetInputs = append(e.r.subnetInputs, in)
 	if e.r.subnetsErr != nil {
 		return nil, e.r.subnetsErr
@@ -76,6 +77,7 @@ func (e validateEC2) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsI
 
 func (e validateEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
 	e.r.calls = append(e.r.calls, "DescribeImages")
+	recordFake("DescribeImages")
 	e.r.imageInputs = append(e.r.imageInputs, in)
 	if e.r.imagesErr != nil {
 		return nil, e.r.imagesErr
