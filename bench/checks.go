@@ -8,6 +8,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
 // Limits of the targets.
@@ -126,7 +128,7 @@ func checkRuns(r *RunResults) []CheckResult {
 			okRun = false
 		}
 
-		polls := run.Invocations["CheckInstances"]
+		polls := run.Invocations[pipeline.CheckBaseStopped] + run.Invocations[pipeline.CheckInstancesRunning]
 		other := run.Invocations["LaunchBase"] + run.Invocations["LaunchReplicas"]
 		got := run.Calls["ec2:DescribeInstances"]
 		describe = append(describe, fmt.Sprintf("%d: %d calls = %d polls + %d lookups", run.Replicas, got, got-other, other))

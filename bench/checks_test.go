@@ -12,13 +12,13 @@ func goodRun(replicas int) RunFigure {
 	return RunFigure{
 		Replicas: replicas, Status: "SUCCEEDED", WallSeconds: 8, Transitions: 31,
 		Instances: instances, Subnets: subnets, NetworkSubnets: 6,
-		Invocations: map[string]int{"LaunchBase": 1, "LaunchReplicas": 1, "CheckInstances": 3, "RegisterTargets": 1},
+		Invocations: map[string]int{"LaunchBase": 1, "LaunchReplicas": 1, "CheckBaseStopped": 1, "CheckInstancesRunning": 2, "RegisterTargets": 1},
 		Calls: map[string]int{
 			"ec2:RunInstances":                     1 + subnets,
 			"ec2:DescribeInstances":                3 + 2,
 			"elasticloadbalancing:RegisterTargets": ceilDiv(instances, 100),
 		},
-		Timeline: []Span{{"LaunchBase", 0, 1, 2}, {"CheckImage", 0, 4, 5}, {"CreateLoadBalancer", 1, 1, 1.5}, {"CheckLoadBalancer", 1, 2.5, 3}},
+		Timeline: []Span{{"LaunchBase", 0, 1, 2}, {"CheckImageAvailable", 0, 4, 5}, {"CreateLoadBalancer", 1, 1, 1.5}, {"CheckLoadBalancerActive", 1, 2.5, 3}},
 	}
 }
 

@@ -94,8 +94,8 @@ func TestTransitionsAndTasks(t *testing.T) {
 	if got := ScheduledTasks(evs); got != 4 {
 		t.Errorf("ScheduledTasks = %d, want 4 (two LaunchBase attempts, two checks; the states: task is no Lambda)", got)
 	}
-	tasks := map[string]string{"LaunchBase": "LaunchBase", "CheckBaseStopped": "CheckInstances"}
-	want := map[string]int{"LaunchBase": 2, "CheckInstances": 2}
+	tasks := map[string]string{"LaunchBase": "LaunchBase", "CheckBaseStopped": "CheckBaseStopped"}
+	want := map[string]int{"LaunchBase": 2, "CheckBaseStopped": 2}
 	if got := InvocationsByFunction(evs, tasks); !maps.Equal(got, want) {
 		t.Errorf("InvocationsByFunction = %v, want %v", got, want)
 	}
@@ -135,7 +135,7 @@ func TestSpansAndStageSeconds(t *testing.T) {
 }
 
 func TestBranchTimelineAndOverlap(t *testing.T) {
-	p := Parallel{Name: "Both", Branches: [][]string{{"LaunchBase", "CreateImage"}, {"CreateLoadBalancer", "CheckLoadBalancer"}}}
+	p := Parallel{Name: "Both", Branches: [][]string{{"LaunchBase", "CreateImage"}, {"CreateLoadBalancer", "CheckLoadBalancerActive"}}}
 	par := sfntypes.HistoryEventTypeParallelStateEntered
 	parExit := sfntypes.HistoryEventTypeParallelStateExited
 	evs := events(
@@ -143,8 +143,8 @@ func TestBranchTimelineAndOverlap(t *testing.T) {
 		ev{typ: taskEntered, state: "CreateLoadBalancer", at: 1.01},
 		ev{typ: taskEntered, state: "LaunchBase", at: 1.02},
 		ev{typ: taskExited, state: "CreateLoadBalancer", at: 1.5},
-		ev{typ: taskEntered, state: "CheckLoadBalancer", at: 2.5},
-		ev{typ: taskExited, state: "CheckLoadBalancer", at: 3},
+		ev{typ: taskEntered, state: "CheckLoadBalancerActive", at: 2.5},
+		ev{typ: taskExited, state: "CheckLoadBalancerActive", at: 3},
 		ev{typ: taskExited, state: "LaunchBase", at: 2},
 		ev{typ: taskEntered, state: "CreateImage", at: 5},
 		ev{typ: taskExited, state: "CreateImage", at: 6},
@@ -190,7 +190,7 @@ func TestPipelineShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	for state, fn := range map[string]string{
-		"CheckBaseStopped": "CheckInstances", "CheckInstancesRunning": "CheckInstances",
+		"CheckBaseStopped": "CheckBaseStopped", "CheckInstancesRunning": "CheckInstancesRunning",
 		"LaunchBase": "LaunchBase", "CreateLoadBalancer": "CreateLoadBalancer", "Cleanup": "Cleanup",
 	} {
 		if tasks[state] != fn {
@@ -220,9 +220,9 @@ func TestPipelineShape(t *testing.T) {
 }
 
 func TestTaskSeconds(t *testing.T) {
-	tasks := map[string]string{"LaunchBase": "LaunchBase", "CheckBaseStopped": "CheckInstances"}
+	tasks := map[string]string{"LaunchBase": "LaunchBase", "CheckBaseStopped": "CheckBaseStopped"}
 	got := TaskSeconds(sampleRun(), tasks)
-	want := map[string]float64{"LaunchBase": 2, "CheckInstances": 1}
+	want := map[string]float64{"LaunchBase": 2, "CheckBaseStopped": 1}
 	if !maps.Equal(got, want) {
 		t.Errorf("TaskSeconds = %v, want %v (LaunchBase 0–2; two checks of 0.5 s)", got, want)
 	}

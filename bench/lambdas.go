@@ -85,8 +85,6 @@ func coldInput(name string) (string, []byte) {
 		return "a valid input (executionName bench-cold-start, input {})", []byte(`{"executionName":"bench-cold-start","input":{}}`)
 	case "Verify":
 		return "a document with verify.skip", []byte(`{"runId":"bench","config":{"verify":{"skip":true,"skipReason":"bench"}},"resources":{}}`)
-	case "CheckInstances":
-		return `{"wait":"baseStopped","document":{}}`, []byte(`{"wait":"baseStopped","document":{}}`)
 	default:
 		return "an empty document {}", []byte(`{}`)
 	}

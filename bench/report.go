@@ -130,8 +130,8 @@ func renderRuns(w func(string, ...any), r *RunResults, plotRef string) {
 		func(run RunFigure, k string) string { return fmt.Sprint(run.Invocations[k]) })
 	perRunTable(w, "\n### Time in each function's Task states (s, entered to exited)", "function", "%s", runs, slices.Sorted(maps.Keys(fns)),
 		func(run RunFigure, k string) string { return fmt.Sprintf("%.2f", run.TaskSeconds[k]) })
-	w("\nWith the same transitions and calls at every size, what grows with the fleet is the work per call: moto creating, describing and registering a few hundred instances (the Tasks of LaunchReplicas, CheckInstances and RegisterTargets above), and the wait loops' one-second polls, which a slower call can push past one more second.\n")
-	w("\nCheckInstances serves two waits (base stopped, instances running): its count is the number of instance polls, each one DescribeInstances whatever the fleet's size. ")
+	w("\nWith the same transitions and calls at every size, what grows with the fleet is the work per call: moto creating, describing and registering a few hundred instances (the Tasks of LaunchReplicas, CheckInstancesRunning and RegisterTargets above), and the wait loops' one-second polls, which a slower call can push past one more second.\n")
+	w("\nCheckBaseStopped and CheckInstancesRunning each make one DescribeInstances per poll, whatever the fleet's size. ")
 	w("LaunchBase and LaunchReplicas each make one more DescribeInstances, to find instances a previous attempt launched (idempotency). ")
 	w("LaunchReplicas spreads the replicas over the subnets with one RunInstances per subnet, and RegisterTargets sends at most %d targets per call.\n", TargetsPerRegister)
 

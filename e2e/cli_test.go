@@ -125,7 +125,7 @@ func testCLI(t *testing.T) {
 		t.Errorf("watch exit %d", code)
 	}
 	order := []string{"Validate", "CreateSecurityGroups", "BuildImageAndLoadBalancer", "LaunchBase", "CheckBaseStopped",
-		"CreateImage", "CheckImage", "LaunchReplicas", "CheckInstancesRunning", "RegisterTargets", "CheckTargets", "Verify"}
+		"CreateImage", "CheckImageAvailable", "LaunchReplicas", "CheckInstancesRunning", "RegisterTargets", "CheckTargetsHealthy", "Verify"}
 	last := -1
 	for _, stage := range order {
 		i := strings.Index(stdout, " "+stage+" ")
@@ -138,7 +138,7 @@ func testCLI(t *testing.T) {
 		}
 		last = i
 	}
-	for _, stage := range []string{"CreateLoadBalancer", "CheckLoadBalancer"} {
+	for _, stage := range []string{"CreateLoadBalancer", "CheckLoadBalancerActive"} {
 		i := strings.Index(stdout, " "+stage+" ")
 		if i < strings.Index(stdout, " BuildImageAndLoadBalancer ") || i > strings.Index(stdout, " LaunchReplicas ") {
 			t.Errorf("watch shows %s outside the parallel branch", stage)

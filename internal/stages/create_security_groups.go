@@ -72,23 +72,9 @@ func (s *Stages) CreateSecurityGroups(ctx context.Context, doc pipeline.Document
 func (s *Stages) resolveNetwork(ctx context.Context, subnetIDs []string) (*pipeline.Network, error) {
 	var subnets []ec2types.Subnet
 	if len(subnetIDs) > 0 {
-		out, err := s.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: subnetIDs})
-		if ErrorCode(err) == codeSubnetNotFound {
-			return nil, &pipeline.BadInputError{Field: "subnetIds", Message: err.Error()}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("describe subnets %v: %w", subnetIDs, err)
-		}
-		byID := map[string]ec2types.Subnet{}
-		for _, sn := range out.Subnets {
-			byID[aws.ToString(sn.SubnetId)] = sn
-		}
-		for _, id := range subnetIDs {
-			sn, ok := byID[id]
-			if !ok {
-				return nil, &pipeline.BadInputError{Field: "subnetIds", Message: fmt.Sprintf("subnet %s does not exist", id)}
-			}
-			subnets = append(subnets, sn)
+		var err error
+		if subnets, err = s.describeGivenSubnets(ctx, subnetIDs); err != nil {
+			return nil, err
 		}
 	} else {
 		vpcs, err := s.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []ec2types.Filter{
@@ -116,16 +102,13 @@ func (s *Stages) resolveNetwork(ctx context.Context, subnetIDs []string) (*pipel
 		})
 	}
 
-	net := &pipeline.Network{}
+	if err := checkSubnetRule(subnets); err != nil {
+		return nil, err
+	}
+	net := &pipeline.Network{VPCID: aws.ToString(subnets[0].VpcId)}
 	seen := map[string]bool{}
 	for _, sn := range subnets {
-		vpc, zone := aws.ToString(sn.VpcId), aws.ToString(sn.AvailabilityZone)
-		if net.VPCID == "" {
-			net.VPCID = vpc
-		} else if vpc != net.VPCID {
-			return nil, &pipeline.BadInputError{Field: "subnetIds", Message: fmt.Sprintf(
-				"subnets are in two VPCs (%s and %s): give subnets of one VPC", net.VPCID, vpc)}
-		}
+		zone := aws.ToString(sn.AvailabilityZone)
 		if seen[zone] {
 			Log(ctx).Info("skipping a second subnet in the same zone", "subnetId", aws.ToString(sn.SubnetId), "zone", zone)
 			continue
@@ -133,11 +116,6 @@ func (s *Stages) resolveNetwork(ctx context.Context, subnetIDs []string) (*pipel
 		seen[zone] = true
 		net.SubnetIDs = append(net.SubnetIDs, aws.ToString(sn.SubnetId))
 		net.AvailabilityZones = append(net.AvailabilityZones, zone)
-	}
-	if len(net.AvailabilityZones) < 2 {
-		return nil, &pipeline.BadInputError{Field: "subnetIds", Message: fmt.Sprintf(
-			"an Application Load Balancer needs subnets in at least two availability zones, found %d (%s)",
-			len(net.AvailabilityZones), strings.Join(net.AvailabilityZones, ", "))}
 	}
 	return net, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
@@ -43,49 +42,14 @@ func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipel
 	return pipeline.Document{RunID: runID, Config: cfg, Resources: pipeline.Resources{}}, nil
 }
 
-// validateSubnets checks the input's subnets with one DescribeSubnets call.
+// validateSubnets checks the input's subnets with one DescribeSubnets call: they
+// exist, and keep the subnet rule (subnets.go).
 func (s *Stages) validateSubnets(ctx context.Context, ids []string) error {
-	out, err := s.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: ids})
+	subnets, err := s.describeGivenSubnets(ctx, ids)
 	if err != nil {
-		if code := ErrorCode(err); strings.HasPrefix(code, "InvalidSubnetID.") || code == "InvalidSubnet" {
-			return &pipeline.BadInputError{Field: "subnetIds", Message: "EC2 refused them: " + awsMessage(err)}
-		}
-		return fmt.Errorf("describe subnets %v: %w", ids, err)
+		return err
 	}
-	found := map[string]bool{}
-	vpcs := map[string][]string{}
-	zones := map[string]bool{}
-	for _, sn := range out.Subnets {
-		id := aws.ToString(sn.SubnetId)
-		found[id] = true
-		vpcs[aws.ToString(sn.VpcId)] = append(vpcs[aws.ToString(sn.VpcId)], id)
-		zones[aws.ToString(sn.AvailabilityZone)] = true
-	}
-	var missing []string
-	for _, id := range ids {
-		if !found[id] {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return &pipeline.BadInputError{Field: "subnetIds", Message: "no such subnet in this account and region: " + strings.Join(missing, ", ")}
-	}
-	if len(vpcs) > 1 {
-		var parts []string
-		for vpc, sns := range vpcs {
-			parts = append(parts, vpc+" ("+strings.Join(sns, ", ")+")")
-		}
-		sort.Strings(parts)
-		return &pipeline.BadInputError{Field: "subnetIds", Message: "the subnets are in more than one VPC: " + strings.Join(parts, "; ") + "; list subnets of one VPC"}
-	}
-	if len(zones) < 2 {
-		var zs []string
-		for z := range zones {
-			zs = append(zs, z)
-		}
-		return &pipeline.BadInputError{Field: "subnetIds", Message: fmt.Sprintf("every subnet is in %s; an ALB needs subnets in at least two availability zones", strings.Join(zs, ", "))}
-	}
-	return nil
+	return checkSubnetRule(subnets)
 }
 
 // validateImage checks that the input's AMI exists here and can be launched.
