@@ -12,6 +12,7 @@ import (
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
@@ -229,8 +230,8 @@ func (r *Runner) describe(ctx context.Context, arn string) (*sfn.DescribeExecuti
 // Pipeline, or, for "teardown-..." names, in the Teardown state machine.
 func (r *Runner) resolve(ctx context.Context, execution string) (string, error) {
 	if strings.HasPrefix(execution, "arn:") {
-		parts := strings.Split(execution, ":")
-		if len(parts) != 8 || parts[2] != "states" || parts[5] != "execution" {
+		a, err := arn.Parse(execution)
+		if parts := strings.Split(a.Resource, ":"); err != nil || a.Service != "states" || len(parts) != 3 || parts[0] != "execution" {
 			return "", exitf(ExitUsage, "%q is not an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME)", execution)
 		}
 		return execution, nil
@@ -301,23 +302,15 @@ func (r *Runner) List(ctx context.Context, max int) error {
 	if err != nil {
 		return err
 	}
-	var (
-		items []types.ExecutionListItem
-		token *string
-	)
-	for len(items) < max {
-		out, err := r.SFN.ListExecutions(ctx, &sfn.ListExecutionsInput{
-			StateMachineArn: aws.String(sm),
-			MaxResults:      int32(min(max-len(items), 1000)),
-			NextToken:       token,
-		})
+	var items []types.ExecutionListItem
+	pages := sfn.NewListExecutionsPaginator(r.SFN, &sfn.ListExecutionsInput{StateMachineArn: aws.String(sm)},
+		func(o *sfn.ListExecutionsPaginatorOptions) { o.Limit = int32(min(max, 1000)) })
+	for len(items) < max && pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
 		if err != nil {
 			return fmt.Errorf("list executions: %w", err)
 		}
 		items = append(items, out.Executions...)
-		if token = out.NextToken; token == nil {
-			break
-		}
 	}
 	if len(items) > max {
 		items = items[:max]

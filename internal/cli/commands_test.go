@@ -339,7 +339,7 @@ func TestList(t *testing.T) {
 	if strings.Join(names, ",") != "e,d,c" {
 		t.Errorf("listed %v, want e,d,c", names)
 	}
-	if len(f.lists) != 2 || f.lists[0].MaxResults != 3 || f.lists[1].MaxResults != 1 || aws.ToString(f.lists[1].NextToken) != "2" {
+	if len(f.lists) != 2 || f.lists[0].MaxResults != 3 || f.lists[1].MaxResults != 3 || aws.ToString(f.lists[1].NextToken) != "2" {
 		t.Errorf("ListExecutions requests: %+v %+v", f.lists[0], f.lists[len(f.lists)-1])
 	}
 	if err := r.List(context.Background(), 0); ExitCode(err) != ExitUsage {

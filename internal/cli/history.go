@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -212,12 +214,7 @@ func (h *history) exited(name string, at time.Time, output string) string {
 // flush prints the failures still pending when the execution ends: a task that
 // failed and was neither retried nor caught.
 func (h *history) flush(at time.Time) {
-	names := make([]string, 0, len(h.pending))
-	for n := range h.pending {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(h.pending)) {
 		f := h.pending[n]
 		h.line(at, n, "failed: "+describeFailure(f.err, f.cause))
 		delete(h.pending, n)
@@ -347,13 +344,8 @@ func describeFailure(errName, cause string) string {
 	} else {
 		var branch map[string]pipeline.CaughtError
 		if json.Unmarshal([]byte(cause), &branch) == nil && len(branch) > 0 {
-			names := make([]string, 0, len(branch))
-			for n := range branch {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			parts := make([]string, 0, len(names))
-			for _, n := range names {
+			var parts []string
+			for _, n := range slices.Sorted(maps.Keys(branch)) {
 				parts = append(parts, n+": "+describeFailure(branch[n].Error, branch[n].Cause))
 			}
 			return strings.Join(parts, "; ")

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/smithy-go"
 )
@@ -88,8 +89,9 @@ func (m *Machines) readStack(ctx context.Context) (map[string]string, error) {
 }
 
 func isStateMachineARN(s string) bool {
-	parts := strings.Split(s, ":")
-	return len(parts) == 7 && parts[0] == "arn" && parts[2] == "states" && parts[5] == "stateMachine" && parts[6] != ""
+	a, err := arn.Parse(s)
+	name, ok := strings.CutPrefix(a.Resource, "stateMachine:")
+	return err == nil && a.Service == "states" && ok && name != "" && !strings.Contains(name, ":")
 }
 
 // executionARN is the ARN Step Functions gives the execution called name of the
