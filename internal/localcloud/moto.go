@@ -1,9 +1,8 @@
-// Package localcloud is amifleet's local cloud: everything needed to run the real
-// pipeline on one machine with no AWS account. It starts moto's server (the emulated
-// AWS control plane, with the Step Functions interpreter turned on and the known bugs
-// of the one moto version it supports worked around), and gives tests and the CLI an
-// AWS configuration that points at it.
 package localcloud
+
+// moto's server: checking that the supported moto is installed, starting it with the
+// launcher that works around its known bugs (moto_launch.py), resetting and stopping
+// it.
 
 import (
 	"bufio"
@@ -60,7 +59,7 @@ type Moto struct {
 	port int
 	done chan struct{} // closed when the process has exited
 	err  error         // the process's exit status, set before done is closed
-	tail *tailBuffer
+	tail *TailBuffer
 	once sync.Once
 	stop error
 }
@@ -85,7 +84,7 @@ func StartMoto(ctx context.Context, opts MotoOptions) (*Moto, error) {
 	// Own process group, so that Stop ends moto and anything it started; and killed
 	// with us if this process dies before calling Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	tail := &tailBuffer{max: 8 << 10}
+	tail := NewTailBuffer(8 << 10)
 	cmd.Stderr = io.MultiWriter(logw, tail)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -284,27 +283,4 @@ func (m *Moto) Stop() error {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	})
 	return m.stop
-}
-
-// tailBuffer keeps the last max bytes written to it, for error messages.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

@@ -344,12 +344,3 @@ func TestParseListening(t *testing.T) {
 		}
 	}
 }
-
-func TestTailBufferKeepsTheEnd(t *testing.T) {
-	tb := &tailBuffer{max: 8}
-	_, _ = tb.Write([]byte("0123456"))
-	_, _ = tb.Write([]byte("789abc"))
-	if got := tb.String(); got != "56789abc" {
-		t.Fatalf("tail = %q, want %q", got, "56789abc")
-	}
-}
