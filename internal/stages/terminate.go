@@ -1,0 +1,109 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// Finding a run's instances and terminating them: the undo of LaunchBase and
+// LaunchReplicas.
+
+// liveInstanceStates are the states of an instance that still counts as the run's:
+// one that is shutting down or terminated is gone for every purpose but cleanup's
+// wait.
+var liveInstanceStates = []string{"pending", "running", "stopping", "stopped"}
+
+// notTerminatedStates are the states cleanup must still terminate or wait for.
+var notTerminatedStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
+
+// findInstances lists the run's instances of role in the given states (any state
+// when none are given), oldest launch first.
+func (s *Stages) findInstances(ctx context.Context, runID, role string, states ...string) ([]ec2types.Instance, error) {
+	filters := tagFilters(runID, role)
+	if len(states) > 0 {
+		filters = append(filters, ec2types.Filter{Name: aws.String("instance-state-name"), Values: states})
+	}
+	var out []ec2types.Instance
+	p := ec2.NewDescribeInstancesPaginator(s.EC2, &ec2.DescribeInstancesInput{Filters: filters})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe %s instances of run %s: %w", role, runID, err)
+		}
+		for _, r := range page.Reservations {
+			out = append(out, r.Instances...)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return aws.ToTime(out[i].LaunchTime).Before(aws.ToTime(out[j].LaunchTime))
+	})
+	return out, nil
+}
+
+// instanceIDs are the ids of instances, in order.
+func instanceIDs(instances []ec2types.Instance) []string {
+	ids := make([]string, 0, len(instances))
+	for _, in := range instances {
+		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	return ids
+}
+
+// stateOf is an instance's state name, or "unknown".
+func stateOf(in ec2types.Instance) string {
+	if in.State == nil || in.State.Name == "" {
+		return "unknown"
+	}
+	return string(in.State.Name)
+}
+
+// terminateRun terminates the run's instances of role that are not terminated yet,
+// and lists, in words, those that are still on their way out.
+func (s *Stages) terminateRun(ctx context.Context, runID, role string) (remaining []string, err error) {
+	instances, err := s.findInstances(ctx, runID, role, notTerminatedStates...)
+	if err != nil {
+		return nil, err
+	}
+	var toTerminate []string
+	for _, in := range instances {
+		if stateOf(in) != "shutting-down" {
+			toTerminate = append(toTerminate, aws.ToString(in.InstanceId))
+		}
+	}
+	states := map[string]string{}
+	for _, in := range instances {
+		states[aws.ToString(in.InstanceId)] = stateOf(in)
+	}
+	if len(toTerminate) > 0 {
+		out, err := s.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: toTerminate})
+		switch {
+		case ErrorCode(err) == codeInstanceNotFound:
+			// Gone between the describe and the terminate: nothing to wait for.
+			Log(ctx).Info("instances already gone", "role", role, "instanceIds", toTerminate)
+			for _, id := range toTerminate {
+				delete(states, id)
+			}
+		case err != nil:
+			return nil, fmt.Errorf("terminate %s instances %v: %w", role, toTerminate, err)
+		default:
+			for _, ch := range out.TerminatingInstances {
+				if ch.CurrentState != nil {
+					states[aws.ToString(ch.InstanceId)] = string(ch.CurrentState.Name)
+				}
+			}
+			Log(ctx).Info("terminating instances", "role", role, "instanceIds", toTerminate)
+		}
+	}
+	for _, in := range instances {
+		id := aws.ToString(in.InstanceId)
+		if st, ok := states[id]; ok && st != "terminated" {
+			remaining = append(remaining, fmt.Sprintf("instance %s (%s) %s", id, role, st))
+		}
+	}
+	return remaining, nil
+}
