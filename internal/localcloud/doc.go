@@ -1,6 +1,19 @@
 // Package localcloud is amifleet's local cloud: everything needed to run the real
-// pipeline on one machine with no AWS account. It starts moto's server (the emulated
-// AWS control plane, with the Step Functions interpreter turned on and the known bugs
-// of the one moto version it supports worked around), and gives tests and the CLI an
-// AWS configuration that points at it.
+// pipeline on one machine with no AWS account. The product's code never learns it runs
+// here; everything below is done around it.
+//
+// Where to find what:
+//   - moto.go, moto_launch.py: moto's server, the emulated AWS control plane, with the
+//     Step Functions interpreter turned on and the known bugs of the one moto version it
+//     supports worked around.
+//   - gateway.go: the one endpoint in front of moto: identify.go names each request,
+//     proxy.go forwards it to moto, invoke.go answers Lambda Invoke by running the
+//     deployed function's real bootstrap (runtime.go, sandbox.go, runtimeapi.go: a
+//     minimal Lambda Runtime API) from its deployment package (packages.go).
+//   - guestos.go: the guest OS stand-in (a base instance powers itself off).
+//   - faults.go: fault injection and call counts, from Go or over HTTP.
+//   - cloud.go, deploy.go, state.go: Up and Down (build, synth, deploy the stack with
+//     the CDK CLI, the state file `amifleet local down` reads).
+//   - resources.go: a run's resources read back by its tag; awsconfig.go: an SDK
+//     configuration that points at the local cloud and nothing else.
 package localcloud
