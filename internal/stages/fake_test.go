@@ -24,6 +24,7 @@ package stages
 //     instance that is not running answers InvalidTarget.
 //
 // A test injects an error for an action with fail (every call) or failOnce.
+// TestFakeContract (contract_test.go) holds these claims against moto.
 //
 // The fake is one type in several files: this one holds the cloud's state, the
 // recording of calls, error injection and the helpers tests use; fake_ec2_test.go

@@ -38,31 +38,8 @@ var (
 	motoServer  *localcloud.Moto
 	motoErr     error
 	motoStarted time.Duration
-	motoLog     = &tailWriter{max: 16 << 10}
+	motoLog     = localcloud.NewTailBuffer(16 << 10) // the end of moto's log, shown when a test fails
 )
-
-// tailWriter keeps the end of moto's log, shown when a test fails.
-type tailWriter struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b = append(w.b, p...)
-	if over := len(w.b) - w.max; over > 0 {
-		w.b = append(w.b[:0], w.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (w *tailWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return string(w.b)
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
