@@ -750,7 +750,7 @@ func TestMotoExecutions(t *testing.T) {
 				"throttle": map[string]any{"CreateImage": 2},
 				"fail": map[string]any{
 					"CheckTargetsHealthy": map[string]any{"errorType": "RetryableError", "times": 2},
-					"Verify":       map[string]any{"errorType": "Runtime.ExitError", "times": 1},
+					"Verify":              map[string]any{"errorType": "Runtime.ExitError", "times": 1},
 				},
 			}},
 			check: func(t *testing.T, r motoResult) {
