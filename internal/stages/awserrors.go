@@ -92,3 +92,16 @@ func isArchitectureMismatch(err error) bool {
 	return errors.As(err, &api) && api.ErrorCode() == codeInvalidParameterValue &&
 		strings.Contains(strings.ToLower(api.ErrorMessage()), "architecture")
 }
+
+// awsMessage is an AWS error's code and own message (which names the offending
+// id), without the SDK's operation name and request id around them.
+func awsMessage(err error) string {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return err.Error()
+	}
+	if api.ErrorMessage() == "" {
+		return api.ErrorCode()
+	}
+	return api.ErrorCode() + ": " + api.ErrorMessage()
+}

@@ -25,7 +25,7 @@ var deadImageStates = []ec2types.ImageState{
 // image and its snapshots tagged. A second run reuses the run's image, found by tag.
 func (s *Stages) CreateImage(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
 	if doc.Resources.Image == nil || doc.Resources.Image.BaseInstanceID == "" {
-		return doc, &pipeline.StageError{Err: errors.New("resources.image.baseInstanceId is empty: LaunchBase has not run")}
+		return doc, notYet("resources.image.baseInstanceId", pipeline.LaunchBase)
 	}
 	baseID := doc.Resources.Image.BaseInstanceID
 	images, err := s.findImages(ctx, doc.RunID)

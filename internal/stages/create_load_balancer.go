@@ -31,13 +31,13 @@ func (s *Stages) CreateLoadBalancer(ctx context.Context, doc pipeline.Document) 
 	net := doc.Resources.Network
 	switch {
 	case net == nil:
-		return doc, &pipeline.StageError{Err: errors.New("resources.network is missing: CreateSecurityGroups has not run")}
+		return doc, notYet("resources.network", pipeline.CreateSecurityGroups)
 	case net.VPCID == "":
-		return doc, &pipeline.StageError{Err: errors.New("resources.network.vpcId is empty")}
+		return doc, notYet("resources.network.vpcId", pipeline.CreateSecurityGroups)
 	case len(net.SubnetIDs) < 2:
 		return doc, &pipeline.StageError{Err: fmt.Errorf("an Application Load Balancer needs subnets in at least two availability zones, resources.network.subnetIds has %d", len(net.SubnetIDs))}
 	case net.ALBSecurityGroupID == "":
-		return doc, &pipeline.StageError{Err: errors.New("resources.network.albSecurityGroupId is empty")}
+		return doc, notYet("resources.network.albSecurityGroupId", pipeline.CreateSecurityGroups)
 	}
 	log := Log(ctx)
 

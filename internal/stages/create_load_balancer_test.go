@@ -288,7 +288,7 @@ func TestCreateLoadBalancerNeedsTheNetwork(t *testing.T) {
 		edit func(*pipeline.Network) *pipeline.Network
 		want string
 	}{
-		{"no network", func(*pipeline.Network) *pipeline.Network { return nil }, "resources.network is missing"},
+		{"no network", func(*pipeline.Network) *pipeline.Network { return nil }, "resources.network is not set: CreateSecurityGroups has not run"},
 		{"one subnet", func(n *pipeline.Network) *pipeline.Network { n.SubnetIDs = n.SubnetIDs[:1]; return n }, "at least two availability zones"},
 		{"no vpc", func(n *pipeline.Network) *pipeline.Network { n.VPCID = ""; return n }, "vpcId"},
 		{"no security group", func(n *pipeline.Network) *pipeline.Network { n.ALBSecurityGroupID = ""; return n }, "albSecurityGroupId"},

@@ -23,7 +23,7 @@ import (
 func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
 	net := doc.Resources.Network
 	if net == nil || len(net.SubnetIDs) == 0 || net.InstanceSecurityGroupID == "" {
-		return doc, &pipeline.StageError{Err: errors.New("resources.network is incomplete: CreateSecurityGroups has not run")}
+		return doc, notYet("resources.network", pipeline.CreateSecurityGroups)
 	}
 	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleBase, liveInstanceStates...)
 	if err != nil {

@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,11 +20,11 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 	net, img := doc.Resources.Network, doc.Resources.Image
 	switch {
 	case net == nil || len(net.SubnetIDs) == 0 || net.InstanceSecurityGroupID == "":
-		return doc, &pipeline.StageError{Err: errors.New("resources.network is incomplete: CreateSecurityGroups has not run")}
+		return doc, notYet("resources.network", pipeline.CreateSecurityGroups)
 	case img == nil || img.ImageID == "":
-		return doc, &pipeline.StageError{Err: errors.New("resources.image.imageId is empty: CreateImage has not run")}
+		return doc, notYet("resources.image.imageId", pipeline.CreateImage)
 	case doc.Config.KeepBase() && img.BaseInstanceID == "":
-		return doc, &pipeline.StageError{Err: errors.New("resources.image.baseInstanceId is empty: LaunchBase has not run")}
+		return doc, notYet("resources.image.baseInstanceId", pipeline.LaunchBase)
 	}
 
 	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleReplica, liveInstanceStates...)

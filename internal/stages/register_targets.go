@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
@@ -25,11 +24,11 @@ const maxTargetsPerRegister = 100
 func (s *Stages) RegisterTargets(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
 	lb := doc.Resources.LoadBalancer
 	if lb == nil || lb.TargetGroupARN == "" {
-		return doc, &pipeline.StageError{Err: errors.New("resources.loadBalancer.targetGroupArn is empty: CreateLoadBalancer has not run")}
+		return doc, notYet("resources.loadBalancer.targetGroupArn", pipeline.CreateLoadBalancer)
 	}
 	fleet := doc.Resources.Fleet
 	if fleet == nil || len(fleet.InstanceIDs) == 0 {
-		return doc, &pipeline.StageError{Err: errors.New("resources.fleet.instanceIds is empty: LaunchReplicas has not run")}
+		return doc, notYet("resources.fleet.instanceIds", pipeline.LaunchReplicas)
 	}
 	ids := fleet.InstanceIDs
 	for start := 0; start < len(ids); start += maxTargetsPerRegister {

@@ -2,14 +2,12 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/smithy-go"
 )
 
 // Validate is the first stage: it derives the run id from the execution name,
@@ -74,17 +72,4 @@ func (s *Stages) validateImage(ctx context.Context, id string) error {
 	}
 	// A deregistered image, or one this account may not launch, is not listed.
 	return &pipeline.BadInputError{Field: "imageId", Message: fmt.Sprintf("no image %s that this account can launch in this region", id)}
-}
-
-// awsMessage is an AWS error's code and own message (which names the offending
-// id), without the SDK's operation name and request id around them.
-func awsMessage(err error) string {
-	var api smithy.APIError
-	if !errors.As(err, &api) {
-		return err.Error()
-	}
-	if api.ErrorMessage() == "" {
-		return api.ErrorCode()
-	}
-	return api.ErrorCode() + ": " + api.ErrorMessage()
 }

@@ -49,7 +49,7 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 	}
 	url := doc.Resources.LoadBalancer.Address()
 	if url == "" {
-		return doc, &pipeline.StageError{Err: fmt.Errorf("resources.loadBalancer has no url or dnsName: CreateLoadBalancer has not run")}
+		return doc, notYet("resources.loadBalancer.dnsName", pipeline.CreateLoadBalancer)
 	}
 	requests := cfg.Requests
 	if requests <= 0 {
