@@ -156,14 +156,20 @@ func TestFaults(t *testing.T) {
 				if e.desc.Status != sfntypes.ExecutionStatusFailed {
 					t.Fatalf("%s, want FAILED", e.desc.Status)
 				}
-				// The cause names the state the console graph shows, first, and (where
-				// the message is amifleet's or AWS's own) only once.
+				// The cause names the state the console graph shows, first, and the
+				// error's message does not name it again ("StageError: CreateImage: ...").
+				// Validate's failures go straight to a Fail state named for them
+				// (InvalidInput, ValidationFailed): the cause is the function's error.
 				cause := aws.ToString(e.desc.Cause)
-				if !strings.HasPrefix(cause, tc.state+" failed: ") {
+				if tc.state == pipeline.Validate {
+					if le, ok := pipeline.ParseLambdaError([]byte(cause)); !ok || le.ErrorType != aws.ToString(e.desc.Error) {
+						t.Errorf("cause %q (error %s): want the Validate function's error", cause, aws.ToString(e.desc.Error))
+					}
+				} else if !strings.HasPrefix(cause, tc.state+" failed: ") {
 					t.Errorf("cause %q (error %s) does not start with %q", cause, aws.ToString(e.desc.Error), tc.state+" failed: ")
 				}
-				if tc.api != nil && strings.Count(cause, tc.state) != 1 {
-					t.Errorf("cause %q names %s more than once", cause, tc.state)
+				if strings.Contains(cause, "Error: "+tc.state+": ") {
+					t.Errorf("cause %q names %s again in the error's message", cause, tc.state)
 				}
 				if aws.ToString(e.desc.Error) == "CleanupFailed" {
 					t.Errorf("cleanup failed: %s", cause)
