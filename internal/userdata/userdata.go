@@ -35,3 +35,25 @@ func Render(pageTemplate string) (string, error) {
 	}
 	return out, nil
 }
+
+// The heredoc that carries the page writer in the rendered user data.
+const (
+	pageWriterStart = "<<'AMIFLEET_PAGE_WRITER'\n"
+	pageWriterEnd   = "\nAMIFLEET_PAGE_WRITER\n"
+)
+
+// PageWriter is the page writer script exactly as the rendered user data installs it
+// at PageWriterPath, for those who run it without a whole instance (the local cloud's
+// guest OS stand-in, tests).
+func PageWriter(userData string) (string, error) {
+	i := strings.Index(userData, pageWriterStart)
+	if i < 0 {
+		return "", fmt.Errorf("no page writer in the user data")
+	}
+	body := userData[i+len(pageWriterStart):]
+	j := strings.Index(body, pageWriterEnd)
+	if j < 0 {
+		return "", fmt.Errorf("the page writer's heredoc is not closed")
+	}
+	return body[:j+1], nil
+}

@@ -22,14 +22,13 @@ root="${AMIFLEET_ROOT:-/}"
 # The page template, base64-encoded so that no character of it reaches the shell.
 template_b64='@AMIFLEET_PAGE_TEMPLATE_B64@'
 
-imds=http://169.254.169.254/latest
+# The instance metadata service; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides its
+# address, as it does for the AWS SDKs and CLI.
+imds="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254/}"
+imds="${imds%/}/latest"
 curl_opts=(--silent --show-error --fail --connect-timeout 2 --max-time 5 --retry 5 --retry-connrefused)
 
 instance_hostname() {
-  if [ -n "${AMIFLEET_HOSTNAME:-}" ]; then
-    printf '%s' "$AMIFLEET_HOSTNAME"
-    return
-  fi
   local token name
   # IMDSv2 only: every metadata read carries a session token.
   if token="$(curl "${curl_opts[@]}" -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$imds/api/token")" &&

@@ -1,6 +1,9 @@
 package userdata
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,17 +31,11 @@ func render(t *testing.T, template string) string {
 // its heredoc.
 func pageWriter(t *testing.T, userData string) string {
 	t.Helper()
-	const start = "<<'AMIFLEET_PAGE_WRITER'\n"
-	i := strings.Index(userData, start)
-	if i < 0 {
-		t.Fatal("no page writer heredoc in the user data")
+	w, err := PageWriter(userData)
+	if err != nil {
+		t.Fatal(err)
 	}
-	body := userData[i+len(start):]
-	j := strings.Index(body, "\nAMIFLEET_PAGE_WRITER\n")
-	if j < 0 {
-		t.Fatal("page writer heredoc is not closed")
-	}
-	return body[:j+1]
+	return w
 }
 
 func shellcheck(t *testing.T, name, script string) {
@@ -109,8 +106,8 @@ func TestRenderShape(t *testing.T) {
 func TestMetadataCallsUseIMDSv2Token(t *testing.T) {
 	ud := render(t, defaultTemplate)
 	imdsVar := regexp.MustCompile(`(?m)^imds=(\S+)$`).FindStringSubmatch(ud)
-	if imdsVar == nil || !strings.HasPrefix(imdsVar[1], "http://169.254.169.254/") {
-		t.Fatalf("no imds=http://169.254.169.254/... variable: %v", imdsVar)
+	if imdsVar == nil || !strings.Contains(imdsVar[1], "http://169.254.169.254/") {
+		t.Fatalf("no imds=...http://169.254.169.254/... variable: %v", imdsVar)
 	}
 	curls := 0
 	for _, line := range strings.Split(ud, "\n") {
@@ -157,8 +154,9 @@ func TestPageWriterWritesTheHostnamePage(t *testing.T) {
 			if err := os.WriteFile(script, []byte(pageWriter(t, render(t, tc.template))), 0o700); err != nil {
 				t.Fatal(err)
 			}
+			imds := fakeIMDS(t, tc.hostname)
 			cmd := exec.Command("bash", script)
-			cmd.Env = append(os.Environ(), "AMIFLEET_ROOT="+root, "AMIFLEET_HOSTNAME="+tc.hostname)
+			cmd.Env = append(os.Environ(), "AMIFLEET_ROOT="+root, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL+"/")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("page writer: %v\n%s", err, out)
 			}
@@ -183,4 +181,25 @@ func TestRenderRefusesOversizedUserData(t *testing.T) {
 	if _, err := Render(strings.Repeat("x", 4096)); err != nil {
 		t.Fatalf("a 4 KiB template was refused: %v", err)
 	}
+}
+
+// fakeIMDS answers IMDSv2 as EC2 does with HttpTokens required: a token from PUT
+// /latest/api/token, and the hostname only to a request that carries it (401 without).
+func fakeIMDS(t *testing.T, hostname string) *httptest.Server {
+	t.Helper()
+	const token = "tok-123"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" && r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") != "":
+			_, _ = io.WriteString(w, token)
+		case r.URL.Path == "/latest/meta-data/local-hostname" && r.Header.Get("X-aws-ec2-metadata-token") == token:
+			_, _ = io.WriteString(w, hostname)
+		case r.URL.Path == "/latest/meta-data/local-hostname":
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
