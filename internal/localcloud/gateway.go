@@ -91,6 +91,7 @@ type Gateway struct {
 
 	faults faultState
 	guest  guestOS
+	imds   *imdsServer
 }
 
 // NewGateway returns a gateway in front of opts.Upstream. Call Start or Serve, then
@@ -140,6 +141,9 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	g.ec2 = ec2.NewFromConfig(cfg)
 	g.proxy = g.newProxy(up)
 	g.guest.delay = opts.GuestOSDelay
+	if g.imds, err = startIMDS(); err != nil {
+		return nil, fmt.Errorf("gateway: instance metadata service: %w", err)
+	}
 	return g, nil
 }
 
@@ -185,6 +189,9 @@ func (g *Gateway) Close() error {
 		f.rt.Close()
 	}
 	g.bg.Wait()
+	if cerr := g.imds.close(); err == nil {
+		err = cerr
+	}
 	if g.ownWorkDir {
 		if rerr := os.RemoveAll(g.workDir); err == nil {
 			err = rerr
@@ -217,7 +224,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if call.Service == "ec2" && call.Action == "RunInstances" && isAmifleetUserData(call.Form.Get("UserData")) {
-		r = r.WithContext(context.WithValue(r.Context(), guestWatchKey{}, call.Region))
+		r = r.WithContext(context.WithValue(r.Context(), guestWatchKey{}, guestLaunch{region: call.Region, userData: call.Form.Get("UserData")}))
 	}
 	g.proxy.ServeHTTP(w, r)
 }

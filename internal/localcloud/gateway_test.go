@@ -457,7 +457,8 @@ func TestGatewayGuestOS(t *testing.T) {
 		t.Fatal(err)
 	}
 	launch := func(userData string) string {
-		in := &ec2.RunInstancesInput{ImageId: param.Parameter.Value, InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1)}
+		in := &ec2.RunInstancesInput{ImageId: param.Parameter.Value, InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired}}
 		if userData != "" {
 			in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(userData)))
 		}
@@ -515,6 +516,30 @@ func TestGatewayGuestOS(t *testing.T) {
 	// The guest OS's own StopInstances is not an API call anyone made.
 	if n := lc.gw.Counts()["ec2:StopInstances"]; n != 0 {
 		t.Errorf("ec2:StopInstances counted %d", n)
+	}
+
+	// The base instance's software ran before it powered off: the page writer the user
+	// data carries wrote the page, on the instance's own disk, with the hostname it read
+	// over IMDSv2 (tokens required): the private DNS name EC2 reports.
+	out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := aws.ToString(out.Reservations[0].Instances[0].PrivateDnsName)
+	page, err := os.ReadFile(filepath.Join(lc.gw.InstanceDisk(base), "var/www/html/index.html"))
+	if err != nil {
+		t.Fatalf("the base instance's page: %v", err)
+	}
+	if want := "<h1>" + dns + "</h1>"; dns == "" || string(page) != want {
+		t.Errorf("page %q, want %q", page, want)
+	}
+	if _, err := os.Stat(filepath.Join(lc.gw.InstanceDisk(base), userdata.PageWriterPath)); err != nil {
+		t.Errorf("the page writer is not installed on the disk: %v", err)
+	}
+	for _, id := range []string{plain, none, failing} {
+		if _, err := os.Stat(lc.gw.InstanceDisk(id)); !os.IsNotExist(err) {
+			t.Errorf("instance %s without amifleet's software ran (disk: %v)", id, err)
+		}
 	}
 }
 

@@ -3,10 +3,14 @@ package localcloud
 // The guest OS stand-in. moto runs no guest OS: an instance launched with amifleet's
 // user data would stay "running" for ever, where on AWS its script installs httpd and
 // powers the instance off. So when a RunInstances call through the gateway carries
-// that user data, the gateway stops the launched instances after a short delay, as
-// the script's poweroff would. Other launches (the replicas, anything else) are left
-// alone. FailGuestOS makes the next launches "fail" (never stop), as a broken script
-// would, so that the pipeline's bounded wait can be tested.
+// that user data, the gateway runs the instance's software and then stops it, as the
+// script's poweroff would: after a short delay, the page writer, exactly as the user
+// data carries it (userdata.PageWriter), runs with the instance's own directory as its
+// root (its disk, InstanceDisk) and the instance's own metadata service (imds.go); a
+// writer that fails leaves the instance running, as a failed script does. Other
+// launches (the replicas, anything else) are left alone. FailGuestOS makes the next
+// launches "fail" (never stop), as a broken script would, so that the pipeline's
+// bounded wait can be tested.
 
 import (
 	"bytes"
@@ -14,7 +18,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -39,15 +47,28 @@ type guestOS struct {
 
 type guestWatchKey struct{}
 
+// guestLaunch is what the gateway keeps of a RunInstances that carried amifleet's user
+// data until moto answers it.
+type guestLaunch struct {
+	region   string
+	userData string // as the request carried it: base64
+}
+
 // isAmifleetUserData reports whether a RunInstances UserData parameter (base64, of a
 // script that may itself be gzipped, as cloud-init allows) is amifleet's.
 func isAmifleetUserData(param string) bool {
+	s := decodeUserData(param)
+	return s != "" && (strings.Contains(s, UserDataMarker) || strings.Contains(s, userdata.PageWriterPath))
+}
+
+// decodeUserData is the script a RunInstances UserData parameter carries, or "".
+func decodeUserData(param string) string {
 	if param == "" {
-		return false
+		return ""
 	}
 	raw, err := base64.StdEncoding.DecodeString(param)
 	if err != nil {
-		return false
+		return ""
 	}
 	if len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b {
 		if zr, err := gzip.NewReader(bytes.NewReader(raw)); err == nil {
@@ -56,8 +77,7 @@ func isAmifleetUserData(param string) bool {
 			}
 		}
 	}
-	s := string(raw)
-	return strings.Contains(s, UserDataMarker) || strings.Contains(s, userdata.PageWriterPath)
+	return string(raw)
 }
 
 // FailGuestOS makes the next n launches with amifleet's user data never stop, as if
@@ -78,7 +98,8 @@ type runInstancesResponse struct {
 // guestLaunched is called with the answer to a RunInstances that carried amifleet's
 // user data: after the delay, it stops the instances (through moto directly: the
 // stop is the guest's doing, not an API call anyone made, so it is not counted).
-func (g *Gateway) guestLaunched(region string, body []byte) {
+func (g *Gateway) guestLaunched(launch guestLaunch, body []byte) {
+	region := launch.region
 	if len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b {
 		if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
 			if b, err := io.ReadAll(zr); err == nil {
@@ -135,6 +156,10 @@ func (g *Gateway) guestLaunched(region string, body []byte) {
 			g.log.Info("guest OS: instances gone before poweroff", "instances", ids)
 			return
 		}
+		live = g.runUserData(ctx, decodeUserData(launch.userData), live, inRegion)
+		if len(live) == 0 {
+			return
+		}
 		if _, err := g.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: live}, inRegion); err != nil {
 			g.log.Error("guest OS: poweroff failed", "instances", live, "error", err.Error())
 			return
@@ -162,4 +187,66 @@ func (g *Gateway) liveInstances(ctx context.Context, ids []string, optFns ...fun
 		}
 	}
 	return live, nil
+}
+
+// runUserData runs the instances' software, as far as the local cloud can: the page
+// writer the user data installs, each instance with its own disk and metadata. It
+// answers the instances whose software finished, and so will power off; one whose
+// writer failed keeps running, as on AWS.
+func (g *Gateway) runUserData(ctx context.Context, script string, ids []string, optFns ...func(*ec2.Options)) []string {
+	writer, err := userdata.PageWriter(script)
+	if err != nil {
+		g.log.Error("guest OS: user data has no page writer", "instances", ids, "error", err.Error())
+		return nil
+	}
+	out, err := g.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, optFns...)
+	if err != nil {
+		g.log.Error("guest OS: describe instances", "instances", ids, "error", err.Error())
+		return nil
+	}
+	var done []string
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			id := aws.ToString(in.InstanceId)
+			required := in.MetadataOptions != nil && in.MetadataOptions.HttpTokens == ec2types.HttpTokensStateRequired
+			g.imds.register(id, aws.ToString(in.PrivateDnsName), required)
+			disk := g.InstanceDisk(id)
+			if err := g.runPageWriter(ctx, disk, writer, id); err != nil {
+				g.log.Error("guest OS: page writer failed, the instance keeps running", "instance", id, "error", err.Error())
+				continue
+			}
+			g.log.Info("guest OS: page written", "instance", id, "disk", disk)
+			done = append(done, id)
+		}
+	}
+	return done
+}
+
+// InstanceDisk is the directory that stands for the instance's root volume.
+func (g *Gateway) InstanceDisk(instanceID string) string {
+	return filepath.Join(g.workDir, "disks", instanceID)
+}
+
+// runPageWriter installs writer on disk as the user data does, and runs it there with
+// the instance's metadata service, in a bounded time.
+func (g *Gateway) runPageWriter(ctx context.Context, disk, writer, instanceID string) error {
+	path := filepath.Join(disk, userdata.PageWriterPath)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(writer), 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", path)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"AMIFLEET_ROOT=" + disk,
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + g.imds.endpoint(instanceID),
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
 }

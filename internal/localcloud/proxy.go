@@ -44,7 +44,7 @@ func localhostForLoopback(host string) string {
 
 // modifyResponse lets the guest OS see RunInstances answers it watches.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
-	region, ok := resp.Request.Context().Value(guestWatchKey{}).(string)
+	launch, ok := resp.Request.Context().Value(guestWatchKey{}).(guestLaunch)
 	if !ok || resp.StatusCode != http.StatusOK {
 		return nil
 	}
@@ -54,9 +54,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if region == "" {
-		region = g.opts.Region
+	if launch.region == "" {
+		launch.region = g.opts.Region
 	}
-	g.guestLaunched(region, body)
+	g.guestLaunched(launch, body)
 	return nil
 }
