@@ -89,9 +89,10 @@ type Gateway struct {
 	codeDirs  map[string]string // CodeSha256 → unpacked directory
 	zipHashes map[string]string // "s3:bucket/key@etag" or "file:path@size@mtime" → CodeSha256
 
-	faults faultState
-	guest  guestOS
-	imds   *imdsServer
+	faults    faultState
+	guest     guestOS
+	imds      *imdsServer
+	instances instancePlane
 }
 
 // NewGateway returns a gateway in front of opts.Upstream. Call Start or Serve, then
@@ -189,6 +190,7 @@ func (g *Gateway) Close() error {
 		f.rt.Close()
 	}
 	g.bg.Wait()
+	g.closeInstances()
 	if cerr := g.imds.close(); err == nil {
 		err = cerr
 	}
@@ -223,8 +225,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveInvoke(w, r, call)
 		return
 	}
-	if call.Service == "ec2" && call.Action == "RunInstances" && isAmifleetUserData(call.Form.Get("UserData")) {
-		r = r.WithContext(context.WithValue(r.Context(), guestWatchKey{}, guestLaunch{region: call.Region, userData: call.Form.Get("UserData")}))
+	if watched(call) {
+		w := watchedCall{call: call}
+		if call.Action == "RunInstances" && isAmifleetUserData(call.Form.Get("UserData")) {
+			w.launch = &guestLaunch{userData: call.Form.Get("UserData")}
+		}
+		r = r.WithContext(context.WithValue(r.Context(), watchKey{}, w))
 	}
 	g.proxy.ServeHTTP(w, r)
 }

@@ -45,8 +45,6 @@ type guestOS struct {
 	failNext int
 }
 
-type guestWatchKey struct{}
-
 // guestLaunch is what the gateway keeps of a RunInstances that carried amifleet's user
 // data until moto answers it.
 type guestLaunch struct {
@@ -100,13 +98,6 @@ type runInstancesResponse struct {
 // stop is the guest's doing, not an API call anyone made, so it is not counted).
 func (g *Gateway) guestLaunched(launch guestLaunch, body []byte) {
 	region := launch.region
-	if len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b {
-		if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
-			if b, err := io.ReadAll(zr); err == nil {
-				body = b
-			}
-		}
-	}
 	var resp runInstancesResponse
 	if err := xml.Unmarshal(body, &resp); err != nil {
 		g.log.Error("guest OS: unreadable RunInstances answer", "error", err.Error())

@@ -5,6 +5,7 @@ package localcloud
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io"
 	"net"
 	"net/http"
@@ -42,9 +43,30 @@ func localhostForLoopback(host string) string {
 	return host
 }
 
-// modifyResponse lets the guest OS see RunInstances answers it watches.
+// watchedCall is a call whose answer the gateway reads on its way back: the guest OS
+// and the instances' data plane follow the EC2 and ELB calls that change what runs.
+type watchedCall struct {
+	call   apiCall
+	launch *guestLaunch // a RunInstances with amifleet's user data
+}
+
+type watchKey struct{}
+
+// watched says which calls modifyResponse reads.
+func watched(c apiCall) bool {
+	if c.Service != "ec2" {
+		return false
+	}
+	switch c.Action {
+	case "RunInstances", "StartInstances", "StopInstances", "TerminateInstances", "CreateImage":
+		return true
+	}
+	return false
+}
+
+// modifyResponse lets the guest OS and the data plane see the answers they watch.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
-	launch, ok := resp.Request.Context().Value(guestWatchKey{}).(guestLaunch)
+	w, ok := resp.Request.Context().Value(watchKey{}).(watchedCall)
 	if !ok || resp.StatusCode != http.StatusOK {
 		return nil
 	}
@@ -54,9 +76,26 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if launch.region == "" {
-		launch.region = g.opts.Region
+	body = gunzipped(body)
+	if w.call.Region == "" {
+		w.call.Region = g.opts.Region
 	}
-	g.guestLaunched(launch, body)
+	if w.launch != nil {
+		w.launch.region = w.call.Region
+		g.guestLaunched(*w.launch, body)
+	}
+	g.instancesChanged(w.call, body)
 	return nil
+}
+
+// gunzipped is body, unzipped if it is gzip.
+func gunzipped(body []byte) []byte {
+	if len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b {
+		if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
+			if b, err := io.ReadAll(zr); err == nil {
+				return b
+			}
+		}
+	}
+	return body
 }
