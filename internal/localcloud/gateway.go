@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -58,6 +59,9 @@ type GatewayOptions struct {
 	// GuestOSDelay is how long after RunInstances a base instance launched with
 	// amifleet's user data is stopped (default 2 s).
 	GuestOSDelay time.Duration
+	// TimeScale turns AWS's durations into local ones for the data plane: a target
+	// group's 10 s health check interval runs every 10 s × TimeScale (default 0.1).
+	TimeScale float64
 }
 
 // Gateway is the local cloud's endpoint; see the file's comment. It is an
@@ -93,6 +97,8 @@ type Gateway struct {
 	guest     guestOS
 	imds      *imdsServer
 	instances instancePlane
+	lbs       lbPlane
+	elb       *elb.Client
 }
 
 // NewGateway returns a gateway in front of opts.Upstream. Call Start or Serve, then
@@ -114,6 +120,9 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	}
 	if opts.GuestOSDelay <= 0 {
 		opts.GuestOSDelay = 2 * time.Second
+	}
+	if opts.TimeScale <= 0 {
+		opts.TimeScale = 0.1
 	}
 	logw := opts.LogWriter
 	if logw == nil {
@@ -140,6 +149,7 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	g.lambda = lambda.NewFromConfig(cfg)
 	g.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	g.ec2 = ec2.NewFromConfig(cfg)
+	g.elb = elb.NewFromConfig(cfg)
 	g.proxy = g.newProxy(up)
 	g.guest.delay = opts.GuestOSDelay
 	if g.imds, err = startIMDS(); err != nil {
@@ -189,6 +199,7 @@ func (g *Gateway) Close() error {
 	for _, f := range fns {
 		f.rt.Close()
 	}
+	g.closeLoadBalancers()
 	g.bg.Wait()
 	g.closeInstances()
 	if cerr := g.imds.close(); err == nil {
@@ -202,9 +213,13 @@ func (g *Gateway) Close() error {
 	return err
 }
 
-// ServeHTTP answers one request: the control API, an injected fault, Lambda Invoke,
-// or moto's answer.
+// ServeHTTP answers one request: a load balancer's (the gateway as an HTTP proxy), the
+// control API, an injected fault, Lambda Invoke, or moto's answer.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isLoadBalancerRequest(r) {
+		g.serveLoadBalancer(w, r)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, controlPrefix) {
 		g.serveControl(w, r)
 		return

@@ -200,12 +200,18 @@ func functionEnv(conf *lambdatypes.FunctionConfiguration, region, gatewayURL str
 		version = "$LATEST"
 	}
 	for k, v := range map[string]string{
-		"AWS_REGION":                      region,
-		"AWS_DEFAULT_REGION":              region,
-		"AWS_ACCESS_KEY_ID":               "amifleet-local",
-		"AWS_SECRET_ACCESS_KEY":           "amifleet-local",
-		"AWS_SESSION_TOKEN":               "amifleet-local",
-		"AWS_ENDPOINT_URL":                gatewayURL,
+		"AWS_REGION":            region,
+		"AWS_DEFAULT_REGION":    region,
+		"AWS_ACCESS_KEY_ID":     "amifleet-local",
+		"AWS_SECRET_ACCESS_KEY": "amifleet-local",
+		"AWS_SESSION_TOKEN":     "amifleet-local",
+		"AWS_ENDPOINT_URL":      gatewayURL,
+		// The load balancers' DNS names resolve nowhere here: functions reach them
+		// through the gateway as an HTTP proxy. Loopback is never proxied.
+		"HTTP_PROXY":                      gatewayURL,
+		"http_proxy":                      gatewayURL,
+		"NO_PROXY":                        "localhost,127.0.0.1",
+		"no_proxy":                        "localhost,127.0.0.1",
 		"AWS_LAMBDA_FUNCTION_NAME":        name,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(int(memory)),
 		"AWS_LAMBDA_FUNCTION_VERSION":     version,

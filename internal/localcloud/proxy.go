@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 )
 
 // newProxy returns the reverse proxy that forwards requests to moto at up.
@@ -54,11 +55,11 @@ type watchKey struct{}
 
 // watched says which calls modifyResponse reads.
 func watched(c apiCall) bool {
-	if c.Service != "ec2" {
-		return false
-	}
-	switch c.Action {
-	case "RunInstances", "StartInstances", "StopInstances", "TerminateInstances", "CreateImage":
+	switch c.Service + ":" + c.Action {
+	case "ec2:RunInstances", "ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances", "ec2:CreateImage",
+		"elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteLoadBalancer",
+		"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
+		"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:DescribeTargetHealth":
 		return true
 	}
 	return false
@@ -84,7 +85,17 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		w.launch.region = w.call.Region
 		g.guestLaunched(*w.launch, body)
 	}
-	g.instancesChanged(w.call, body)
+	switch w.call.Service {
+	case "ec2":
+		g.instancesChanged(w.call, body)
+	case "elasticloadbalancing":
+		if rewritten := g.loadBalancersChanged(w.call, body); rewritten != nil {
+			resp.Body = io.NopCloser(bytes.NewReader(rewritten))
+			resp.ContentLength = int64(len(rewritten))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(rewritten)))
+			resp.Header.Del("Content-Encoding")
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,423 @@
+package localcloud
+
+// The load balancers' data plane. Each load balancer with a listener gets an HTTP
+// stand-in on loopback that forwards requests round-robin to the healthy targets of the
+// listener's target group (503 when none is healthy, as an ALB answers). It is reachable
+// on its own local port (LoadBalancerLocalURL) and by its AWS DNS name through the
+// gateway used as an HTTP proxy (function processes get HTTP_PROXY). Each registered
+// target is health-checked with real GETs using its target group's own settings, on
+// the gateway's time scale, and DescribeTargetHealth answers from those checks with
+// AWS's states and reason codes.
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+)
+
+// lbPlane is the load balancers' state; the zero value is ready.
+type lbPlane struct {
+	mu     sync.Mutex
+	byARN  map[string]*albStandIn
+	groups map[string]*targetGroup
+}
+
+// albStandIn is one load balancer's listener on loopback.
+type albStandIn struct {
+	arn, dnsName, targetGroupARN string
+	srv                          *http.Server
+	addr                         string
+	next                         int
+}
+
+// targetGroup is a target group's health check settings and its targets' health.
+type targetGroup struct {
+	arn                          string
+	path, matcher                string
+	interval, timeout            time.Duration // on the gateway's time scale
+	healthyThreshold, unhealthyN int
+	targets                      map[string]*targetHealth
+}
+
+type targetHealth struct {
+	state, reason, description string
+	ok, failed                 int // consecutive results
+	stop                       context.CancelFunc
+}
+
+// scaled turns an AWS duration into local time (GatewayOptions.TimeScale).
+func (g *Gateway) scaled(d time.Duration) time.Duration {
+	return max(time.Duration(float64(d)*g.opts.TimeScale), 10*time.Millisecond)
+}
+
+// LoadBalancerLocalURL is the local URL of the load balancer whose DNS name is dnsName
+// ("" when it has no listener here).
+func (g *Gateway) LoadBalancerLocalURL(dnsName string) string {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	for _, a := range g.lbs.byARN {
+		if strings.EqualFold(a.dnsName, dnsName) {
+			return "http://" + a.addr + "/"
+		}
+	}
+	return ""
+}
+
+// isLoadBalancerRequest reports whether r is an HTTP request for a load balancer's DNS
+// name (the gateway used as an HTTP proxy).
+func isLoadBalancerRequest(r *http.Request) bool {
+	host := r.Host
+	if r.URL.IsAbs() {
+		host = r.URL.Host
+	}
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	return strings.HasSuffix(strings.ToLower(h), ".elb.amazonaws.com")
+}
+
+// serveLoadBalancer answers a proxied request for a load balancer's DNS name.
+func (g *Gateway) serveLoadBalancer(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if r.URL.IsAbs() {
+		host = r.URL.Host
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	g.lbs.mu.Lock()
+	var a *albStandIn
+	for _, cand := range g.lbs.byARN {
+		if strings.EqualFold(cand.dnsName, host) {
+			a = cand
+		}
+	}
+	g.lbs.mu.Unlock()
+	if a == nil {
+		http.Error(w, "amifleet gateway: no load balancer listens at "+host, http.StatusBadGateway)
+		return
+	}
+	g.forward(a, w, r)
+}
+
+// forward sends r to the next healthy target of a's target group.
+func (g *Gateway) forward(a *albStandIn, w http.ResponseWriter, r *http.Request) {
+	g.lbs.mu.Lock()
+	var healthy []string
+	if tg := g.lbs.groups[a.targetGroupARN]; tg != nil {
+		for id, th := range tg.targets {
+			if th.state == string(elbtypes.TargetHealthStateEnumHealthy) {
+				healthy = append(healthy, id)
+			}
+		}
+	}
+	var target string
+	if len(healthy) > 0 {
+		slices.Sort(healthy)
+		target = healthy[a.next%len(healthy)]
+		a.next++
+	}
+	g.lbs.mu.Unlock()
+	addr := ""
+	if target != "" {
+		addr = g.InstanceAddress(target)
+	}
+	if addr == "" {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n")
+		return
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", addr
+			pr.Out.Host = a.dnsName
+			pr.SetXForwarded()
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.WriteHeader(http.StatusBadGateway) // an ALB's answer when the target does not
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// loadBalancersChanged follows the ELBv2 calls that change what serves.
+func (g *Gateway) loadBalancersChanged(call apiCall, body []byte) []byte {
+	inRegion := func(o *elb.Options) { o.Region = call.Region }
+	switch call.Action {
+	case "CreateListener":
+		tg := call.Form.Get("DefaultActions.member.1.TargetGroupArn")
+		if tg == "" {
+			tg = call.Form.Get("DefaultActions.member.1.ForwardConfig.TargetGroups.member.1.TargetGroupArn")
+		}
+		g.listen(call.Form.Get("LoadBalancerArn"), tg, inRegion)
+	case "DeleteLoadBalancer":
+		g.lbs.mu.Lock()
+		a := g.lbs.byARN[call.Form.Get("LoadBalancerArn")]
+		delete(g.lbs.byARN, call.Form.Get("LoadBalancerArn"))
+		g.lbs.mu.Unlock()
+		if a != nil {
+			_ = a.srv.Close()
+		}
+	case "RegisterTargets":
+		g.register(call.Form.Get("TargetGroupArn"), formMembers(call, "Targets", "Id"), inRegion)
+	case "DeregisterTargets":
+		g.deregister(call.Form.Get("TargetGroupArn"), formMembers(call, "Targets", "Id"))
+	case "DeleteTargetGroup":
+		g.lbs.mu.Lock()
+		tg := g.lbs.groups[call.Form.Get("TargetGroupArn")]
+		delete(g.lbs.groups, call.Form.Get("TargetGroupArn"))
+		g.lbs.mu.Unlock()
+		if tg != nil {
+			for _, th := range tg.targets {
+				th.stop()
+			}
+		}
+	case "DescribeTargetHealth":
+		return g.rewriteTargetHealth(call.Form.Get("TargetGroupArn"), body)
+	}
+	return nil
+}
+
+func (g *Gateway) listen(lbARN, tgARN string, optFns ...func(*elb.Options)) {
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	out, err := g.elb.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{LoadBalancerArns: []string{lbARN}}, optFns...)
+	if err != nil || len(out.LoadBalancers) == 0 {
+		g.log.Error("data plane: load balancer", "arn", lbARN, "error", fmt.Sprint(err))
+		return
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		g.log.Error("data plane: load balancer listener", "error", err.Error())
+		return
+	}
+	a := &albStandIn{arn: lbARN, dnsName: aws.ToString(out.LoadBalancers[0].DNSName), targetGroupARN: tgARN, addr: ln.Addr().String()}
+	a.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.forward(a, w, r) }),
+		ReadHeaderTimeout: 10 * time.Second}
+	g.lbs.mu.Lock()
+	if g.lbs.byARN == nil {
+		g.lbs.byARN = map[string]*albStandIn{}
+	}
+	if old := g.lbs.byARN[lbARN]; old != nil {
+		_ = old.srv.Close()
+	}
+	g.lbs.byARN[lbARN] = a
+	g.lbs.mu.Unlock()
+	go func() { _ = a.srv.Serve(ln) }()
+	g.log.Info("data plane: load balancer listening", "dnsName", a.dnsName, "local", a.addr)
+}
+
+// register starts health-checking the targets with their group's settings.
+func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Options)) {
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	out, err := g.elb.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{TargetGroupArns: []string{tgARN}}, optFns...)
+	if err != nil || len(out.TargetGroups) == 0 {
+		g.log.Error("data plane: target group", "arn", tgARN, "error", fmt.Sprint(err))
+		return
+	}
+	s := out.TargetGroups[0]
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	if g.lbs.groups == nil {
+		g.lbs.groups = map[string]*targetGroup{}
+	}
+	tg := g.lbs.groups[tgARN]
+	if tg == nil {
+		tg = &targetGroup{arn: tgARN, path: aws.ToString(s.HealthCheckPath), matcher: "200",
+			interval:         g.scaled(time.Duration(aws.ToInt32(s.HealthCheckIntervalSeconds)) * time.Second),
+			timeout:          g.scaled(time.Duration(aws.ToInt32(s.HealthCheckTimeoutSeconds)) * time.Second),
+			healthyThreshold: int(aws.ToInt32(s.HealthyThresholdCount)), unhealthyN: int(aws.ToInt32(s.UnhealthyThresholdCount)),
+			targets: map[string]*targetHealth{}}
+		if s.Matcher != nil && aws.ToString(s.Matcher.HttpCode) != "" {
+			tg.matcher = aws.ToString(s.Matcher.HttpCode)
+		}
+		if tg.path == "" {
+			tg.path = "/"
+		}
+		g.lbs.groups[tgARN] = tg
+	}
+	for _, id := range ids {
+		if tg.targets[id] != nil {
+			continue // registering again changes nothing
+		}
+		cctx, stop := context.WithCancel(g.ctx)
+		th := &targetHealth{state: string(elbtypes.TargetHealthStateEnumInitial),
+			reason: string(elbtypes.TargetHealthReasonEnumRegistrationInProgress), description: "Target registration is in progress", stop: stop}
+		tg.targets[id] = th
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			g.healthCheck(cctx, tg, id, th)
+		}()
+	}
+}
+
+func (g *Gateway) deregister(tgARN string, ids []string) {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	if tg := g.lbs.groups[tgARN]; tg != nil {
+		for _, id := range ids {
+			if th := tg.targets[id]; th != nil {
+				th.stop()
+				delete(tg.targets, id)
+			}
+		}
+	}
+}
+
+// healthCheck checks one target every interval until it is deregistered.
+func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, th *targetHealth) {
+	client := &http.Client{Timeout: tg.timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(tg.interval):
+		}
+		reason, description := g.checkOnce(ctx, client, tg, id)
+		g.lbs.mu.Lock()
+		if reason == "" {
+			th.ok, th.failed = th.ok+1, 0
+			if th.ok >= tg.healthyThreshold {
+				th.state, th.reason, th.description = string(elbtypes.TargetHealthStateEnumHealthy), "", ""
+			} else if th.state == string(elbtypes.TargetHealthStateEnumInitial) {
+				th.reason, th.description = string(elbtypes.TargetHealthReasonEnumInitialHealthChecking), "Initial health checks in progress"
+			}
+		} else {
+			th.ok, th.failed = 0, th.failed+1
+			if th.failed >= tg.unhealthyN {
+				th.state, th.reason, th.description = string(elbtypes.TargetHealthStateEnumUnhealthy), reason, description
+			} else if th.state == string(elbtypes.TargetHealthStateEnumInitial) {
+				th.reason, th.description = string(elbtypes.TargetHealthReasonEnumInitialHealthChecking), "Initial health checks in progress"
+			}
+		}
+		g.lbs.mu.Unlock()
+	}
+}
+
+// checkOnce is one health check: "" when it passed, else AWS's reason code and words.
+func (g *Gateway) checkOnce(ctx context.Context, client *http.Client, tg *targetGroup, id string) (reason, description string) {
+	addr := g.InstanceAddress(id)
+	if addr == "" {
+		// Nothing listens: the check's connection is not answered in time.
+		return string(elbtypes.TargetHealthReasonEnumTimeout), "Request timed out"
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+tg.path, nil)
+	req.Header.Set("User-Agent", "ELB-HealthChecker/2.0")
+	resp, err := client.Do(req)
+	if err != nil {
+		return string(elbtypes.TargetHealthReasonEnumTimeout), "Request timed out"
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if !matches(tg.matcher, resp.StatusCode) {
+		return string(elbtypes.TargetHealthReasonEnumResponseCodeMismatch), fmt.Sprintf("Health checks failed with these codes: [%d]", resp.StatusCode)
+	}
+	return "", ""
+}
+
+// matches reports whether code satisfies a matcher such as "200", "200,302" or "200-299".
+func matches(matcher string, code int) bool {
+	for _, part := range strings.Split(matcher, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		l, err1 := strconv.Atoi(lo)
+		h := l
+		var err2 error
+		if isRange {
+			h, err2 = strconv.Atoi(hi)
+		}
+		if err1 == nil && err2 == nil && code >= l && code <= h {
+			return true
+		}
+	}
+	return false
+}
+
+// describeTargetHealthResponse is ELBv2's DescribeTargetHealth answer, as much as the
+// rewrite needs.
+type describeTargetHealthResponse struct {
+	XMLName xml.Name `xml:"DescribeTargetHealthResponse"`
+	Xmlns   string   `xml:"xmlns,attr,omitempty"`
+	Members []struct {
+		HealthCheckPort string `xml:"HealthCheckPort,omitempty"`
+		Target          struct {
+			ID   string `xml:"Id"`
+			Port string `xml:"Port,omitempty"`
+		} `xml:"Target"`
+		TargetHealth struct {
+			State       string `xml:"State"`
+			Reason      string `xml:"Reason,omitempty"`
+			Description string `xml:"Description,omitempty"`
+		} `xml:"TargetHealth"`
+	} `xml:"DescribeTargetHealthResult>TargetHealthDescriptions>member"`
+	RequestID string `xml:"ResponseMetadata>RequestId"`
+}
+
+// rewriteTargetHealth answers DescribeTargetHealth from the health checks, for the
+// targets the data plane checks; nil leaves moto's answer as it is.
+func (g *Gateway) rewriteTargetHealth(tgARN string, body []byte) []byte {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	tg := g.lbs.groups[tgARN]
+	if tg == nil {
+		return nil
+	}
+	var resp describeTargetHealthResponse
+	if err := xml.Unmarshal(body, &resp); err != nil {
+		g.log.Error("data plane: unreadable DescribeTargetHealth answer", "error", err.Error())
+		return nil
+	}
+	for i := range resp.Members {
+		m := &resp.Members[i]
+		if th := tg.targets[m.Target.ID]; th != nil {
+			m.TargetHealth.State, m.TargetHealth.Reason, m.TargetHealth.Description = th.state, th.reason, th.description
+		}
+	}
+	out, err := xml.Marshal(resp)
+	if err != nil {
+		return nil
+	}
+	return append([]byte(xml.Header), out...)
+}
+
+// closeLoadBalancers stops every stand-in and health check (Close).
+func (g *Gateway) closeLoadBalancers() {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	for _, a := range g.lbs.byARN {
+		_ = a.srv.Close()
+	}
+	for _, tg := range g.lbs.groups {
+		for _, th := range tg.targets {
+			th.stop()
+		}
+	}
+}
+
+// formMembers are the field values of a query-protocol member list:
+// Name.member.N.Field.
+func formMembers(call apiCall, name, field string) []string {
+	var out []string
+	for k, v := range call.Form {
+		if strings.HasPrefix(k, name+".member.") && strings.HasSuffix(k, "."+field) && len(v) > 0 {
+			out = append(out, v[0])
+		}
+	}
+	return out
+}
