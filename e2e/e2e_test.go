@@ -15,6 +15,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -376,8 +378,37 @@ func checkFleet(t *testing.T, e *execution, replicas int) localcloud.RunResource
 		}
 	}
 
-	if v := res.Verify; v == nil || v.Status != pipeline.VerifySkipped || v.Reason == "" {
-		t.Errorf("verify %+v, want skipped with a reason (no data plane here)", v)
+	// The data plane: Verify passed through the load balancer, and saw each instance's
+	// own page; the load balancer's local URL answers a plain GET from here the same way.
+	var dnsNames []string
+	for _, in := range r.Instances {
+		dnsNames = append(dnsNames, in.PrivateDNSName)
+	}
+	slices.Sort(dnsNames)
+	if v := res.Verify; v == nil || v.Status != pipeline.VerifyPassed || len(v.Hostnames) < 3 || !slices.Equal(sorted(v.Hostnames), dnsNames) {
+		t.Errorf("verify %+v, want passed with every instance's hostname %v", v, dnsNames)
+	}
+	local := lc.Gateway.LoadBalancerLocalURL(res.LoadBalancer.DNSName)
+	if local == "" {
+		t.Fatalf("no local URL for %s", res.LoadBalancer.DNSName)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	seen := map[string]bool{}
+	for range 6 {
+		resp, err := client.Get(local)
+		if err != nil {
+			t.Fatalf("GET %s: %v", local, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		host := strings.TrimSuffix(strings.TrimPrefix(string(body), "<h1>Hola desde el EC2: "), "</h1>")
+		if resp.StatusCode != 200 || !slices.Contains(dnsNames, host) || string(body) != "<h1>Hola desde el EC2: "+host+"</h1>" {
+			t.Errorf("GET %s: %d %q, want one instance's page", local, resp.StatusCode, body)
+		}
+		seen[host] = true
+	}
+	if len(seen) != len(dnsNames) {
+		t.Errorf("6 GETs to the local URL saw %d hostnames, want all %d (round robin)", len(seen), len(dnsNames))
 	}
 	return r
 }

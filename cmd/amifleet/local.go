@@ -203,11 +203,17 @@ func runLocal(ctx context.Context, g *globals, c *localcloud.Cloud, plan cli.Run
 	arn := strings.Replace(stack.PipelineARN, ":stateMachine:", ":execution:", 1) + ":" + plan.Name
 	if desc, err := client.DescribeExecution(rctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)}); err == nil {
 		fmt.Fprintln(g.stdout, "\nverify:", verifyLine(desc))
+		var doc pipeline.Document
+		if desc.Output != nil && json.Unmarshal([]byte(*desc.Output), &doc) == nil && doc.Resources.LoadBalancer != nil {
+			if u := c.Gateway.LoadBalancerLocalURL(doc.Resources.LoadBalancer.DNSName); u != "" {
+				fmt.Fprintln(g.stdout, "local URL:", u, "(the load balancer, on this machine, while the local cloud runs)")
+			}
+		}
 	}
 	return runErr
 }
 
-// verifyLine says what Verify reported: "skipped: <reason>" in the local cloud.
+// verifyLine says what Verify reported: "passed: 12 requests answered by h1, h2, h3".
 func verifyLine(desc *sfn.DescribeExecutionOutput) string {
 	var doc pipeline.Document
 	if desc.Output == nil || json.Unmarshal([]byte(*desc.Output), &doc) != nil || doc.Resources.Verify == nil {

@@ -28,8 +28,8 @@ func TestEventInputs(t *testing.T) {
 			}
 		}},
 		{"local-input.json", func(t *testing.T, c pipeline.Config) {
-			if !c.Verify.Skip || c.Verify.SkipReason != "the local cloud has no data plane" {
-				t.Errorf("verify %+v: the local cloud has no data plane to verify", c.Verify)
+			if c.Verify.Skip {
+				t.Errorf("verify %+v: the local cloud has a data plane; Verify runs there", c.Verify)
 			}
 			if c.Poll.IntervalSeconds != 1 {
 				t.Errorf("poll.intervalSeconds %d, want 1", c.Poll.IntervalSeconds)

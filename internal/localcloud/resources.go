@@ -35,6 +35,8 @@ type RunResources struct {
 // Instance is one tagged instance.
 type Instance struct {
 	ID, State, ImageID, Role string
+	// PrivateDNSName is the hostname the instance's own pages show.
+	PrivateDNSName string
 	// HTTPTokens is the metadata options' HttpTokens ("required" is IMDSv2 only).
 	HTTPTokens     string
 	SecurityGroups []string
@@ -159,6 +161,7 @@ func ReadRun(ctx context.Context, cfg aws.Config, runID string) (RunResources, e
 					Tags:       ec2TagMap(in.Tags),
 				}
 				x.Role = x.Tags[pipeline.TagRole]
+				x.PrivateDNSName = aws.ToString(in.PrivateDnsName)
 				if in.State != nil {
 					x.State = string(in.State.Name)
 				}
