@@ -379,14 +379,20 @@ func checkFleet(t *testing.T, e *execution, replicas int) localcloud.RunResource
 	}
 
 	// The data plane: Verify passed through the load balancer, and saw each instance's
-	// own page; the load balancer's local URL answers a plain GET from here the same way.
+	// own page; the load balancer's local URL answers a plain GET from here the same way:
+	// each page is the run's template with that instance's private DNS name.
 	var dnsNames []string
+	pages := map[string]string{} // page → the instance's hostname
 	for _, in := range r.Instances {
 		dnsNames = append(dnsNames, in.PrivateDNSName)
+		pages[strings.ReplaceAll(e.doc.Config.PageTemplate, "{hostname}", in.PrivateDNSName)] = in.PrivateDNSName
 	}
 	slices.Sort(dnsNames)
-	if v := res.Verify; v == nil || v.Status != pipeline.VerifyPassed || len(v.Hostnames) < 3 || !slices.Equal(sorted(v.Hostnames), dnsNames) {
-		t.Errorf("verify %+v, want passed with every instance's hostname %v", v, dnsNames)
+	v := res.Verify
+	if v == nil || v.Status != pipeline.VerifyPassed || len(v.Hostnames) != len(dnsNames) {
+		t.Errorf("verify %+v, want passed with %d distinct pages", v, len(dnsNames))
+	} else if strings.Count(e.doc.Config.PageTemplate, "{hostname}") == 1 && !slices.Equal(sorted(v.Hostnames), dnsNames) {
+		t.Errorf("verify saw hostnames %v, want every instance's %v", v.Hostnames, dnsNames)
 	}
 	local := lc.Gateway.LoadBalancerLocalURL(res.LoadBalancer.DNSName)
 	if local == "" {
@@ -394,21 +400,21 @@ func checkFleet(t *testing.T, e *execution, replicas int) localcloud.RunResource
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	seen := map[string]bool{}
-	for range 6 {
+	for range 2 * len(dnsNames) {
 		resp, err := client.Get(local)
 		if err != nil {
 			t.Fatalf("GET %s: %v", local, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		host := strings.TrimSuffix(strings.TrimPrefix(string(body), "<h1>Hola desde el EC2: "), "</h1>")
-		if resp.StatusCode != 200 || !slices.Contains(dnsNames, host) || string(body) != "<h1>Hola desde el EC2: "+host+"</h1>" {
+		host, ok := pages[string(body)]
+		if resp.StatusCode != 200 || !ok {
 			t.Errorf("GET %s: %d %q, want one instance's page", local, resp.StatusCode, body)
 		}
 		seen[host] = true
 	}
 	if len(seen) != len(dnsNames) {
-		t.Errorf("6 GETs to the local URL saw %d hostnames, want all %d (round robin)", len(seen), len(dnsNames))
+		t.Errorf("%d GETs to the local URL saw %d hostnames, want all %d (round robin)", 2*len(dnsNames), len(seen), len(dnsNames))
 	}
 	return r
 }
@@ -468,6 +474,15 @@ func TestFleets(t *testing.T) {
 	t.Run("DefaultInput", func(t *testing.T) {
 		t.Parallel()
 		e := start(t, primary, "e2e-default", localInput(t, nil)).wait(t).succeeded(t)
+		checkFleet(t, e, 2)
+	})
+
+	// A page template with markup, an ampersand, quotes and the hostname twice is
+	// served as written, the hostname put in both places, on every instance.
+	t.Run("PageTemplate", func(t *testing.T) {
+		t.Parallel()
+		tmpl := `<p class="fleet">Tom & Jerry's "{hostname}" <b>{hostname}</b></p>`
+		e := start(t, primary, "e2e-page-template", localInput(t, map[string]any{"pageTemplate": tmpl})).wait(t).succeeded(t)
 		checkFleet(t, e, 2)
 	})
 
