@@ -117,6 +117,25 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
+	// The replicas' software does not come up: their targets turn unhealthy on real
+	// health checks, the health wait runs out, Cleanup deletes everything, and the
+	// cause names the unhealthy targets and AWS's reason.
+	t.Run("ReplicasNeverServe", func(t *testing.T) {
+		clearFaults(t)
+		lc.Gateway.FailBoots(2)
+		e := start(t, primary, "e2e-replicas-never-serve", localInput(t, map[string]any{
+			"poll": map[string]any{"intervalSeconds": 1, "maxPolls": map[string]any{"targetsHealthy": 8}}})).wait(t)
+		if e.desc.Status != sfntypes.ExecutionStatusFailed {
+			t.Fatalf("%s, want FAILED", e.desc.Status)
+		}
+		cause := aws.ToString(e.desc.Cause)
+		if aws.ToString(e.desc.Error) != pipeline.ErrWaitTimedOut || !strings.HasPrefix(cause, "TargetsHealthyTimedOut failed: ") ||
+			strings.Count(cause, "unhealthy (Target.Timeout)") != 2 {
+			t.Errorf("error %s, cause %q: want TargetsHealthyTimedOut naming both replicas unhealthy (Target.Timeout)", aws.ToString(e.desc.Error), cause)
+		}
+		nothingLeft(t, primary, e.runID)
+	})
+
 	// 3. For each stage in turn, a failure no retry cures: the run fails, the cause
 	// names the stage, and Cleanup leaves nothing with the run tag.
 	t.Run("StageFails", func(t *testing.T) {

@@ -140,6 +140,7 @@ func (g *Gateway) ClearFaults() {
 	g.guest.mu.Lock()
 	g.guest.failNext = 0
 	g.guest.mu.Unlock()
+	g.FailBoots(0)
 }
 
 // Counts returns how many calls the gateway received per "service:Action" since it

@@ -32,7 +32,8 @@ import (
 
 // instancePlane is the data plane's state; the zero value is ready.
 type instancePlane struct {
-	mu      sync.Mutex
+	mu        sync.Mutex
+	failBoots int // the next launches from a carried image whose software does not come up
 	images  map[string]string             // AMI id → the disk it carries
 	serving map[string]*httpdStandIn      // instance id → its web server, while running
 	booting map[string]context.CancelFunc // instance id → a boot in progress
@@ -42,6 +43,14 @@ type instancePlane struct {
 type httpdStandIn struct {
 	srv  *http.Server
 	addr string
+}
+
+// FailBoots makes the software of the next n instances launched from an image the data
+// plane carries not come up (no web server), as a broken boot would; n <= 0 cancels.
+func (g *Gateway) FailBoots(n int) {
+	g.instances.mu.Lock()
+	defer g.instances.mu.Unlock()
+	g.instances.failBoots = max(n, 0)
 }
 
 // InstanceAddress is where the instance's httpd stand-in listens ("127.0.0.1:PORT"),
@@ -86,6 +95,16 @@ func (g *Gateway) instancesChanged(call apiCall, body []byte) {
 		for _, in := range resp.Instances {
 			if err := copyDir(g.imageDisk(call.Form.Get("ImageId")), g.InstanceDisk(in.InstanceID)); err != nil {
 				g.log.Error("data plane: the image's disk", "instance", in.InstanceID, "error", err.Error())
+				continue
+			}
+			g.instances.mu.Lock()
+			fail := g.instances.failBoots > 0
+			if fail {
+				g.instances.failBoots--
+			}
+			g.instances.mu.Unlock()
+			if fail {
+				g.log.Info("data plane: boot fails, httpd does not come up", "instance", in.InstanceID)
 				continue
 			}
 			g.boot(in.InstanceID, inRegion)
