@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -484,6 +485,38 @@ func TestFleets(t *testing.T) {
 		tmpl := `<p class="fleet">Tom & Jerry's "{hostname}" <b>{hostname}</b></p>`
 		e := start(t, primary, "e2e-page-template", localInput(t, map[string]any{"pageTemplate": tmpl})).wait(t).succeeded(t)
 		checkFleet(t, e, 2)
+	})
+
+	// httpCidrs of one /24 that the local user is in: a Lambda outside a VPC cannot
+	// reach the load balancer, so Verify says why it did not look, and the run succeeds;
+	// the user's GETs pass, `amifleet verify` passes from here, a Lambda's is dropped.
+	t.Run("NarrowHTTPCIDRs", func(t *testing.T) {
+		t.Parallel()
+		cidr := localcloud.DefaultUserAddress[:strings.LastIndex(localcloud.DefaultUserAddress, ".")] + ".0/24"
+		e := start(t, primary, "e2e-narrow-http", localInput(t, map[string]any{"httpCidrs": []string{cidr}})).wait(t).succeeded(t)
+		v := e.doc.Resources.Verify
+		if v == nil || v.Status != pipeline.VerifySkipped || !strings.Contains(v.Reason, cidr) || !strings.Contains(v.Reason, "healthy") {
+			t.Errorf("verify %+v, want skipped, saying why (the ranges) and what stands for it (the targets' health)", v)
+		}
+		local := lc.Gateway.LoadBalancerLocalURL(e.doc.Resources.LoadBalancer.DNSName)
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(local)
+		if err != nil {
+			t.Fatalf("the user's GET: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("the user's GET: %d", resp.StatusCode)
+		}
+		proxy, _ := url.Parse(localcloud.LambdaProxyURL(lc.Endpoint))
+		asLambda := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+		if resp, err := asLambda.Get(e.doc.Resources.LoadBalancer.Address()); err == nil {
+			resp.Body.Close()
+			t.Errorf("a GET from a Lambda's address answered %d; the security group must drop it", resp.StatusCode)
+		}
+		stdout, stderr, code := buildCLI(t).run(t, "verify", e.name)
+		if code != 0 || !strings.HasPrefix(stdout, "passed: ") {
+			t.Errorf("amifleet verify: exit %d, %q %q; want passed", code, stdout, stderr)
+		}
 	})
 
 	// 2. Five replicas in another region than the default.

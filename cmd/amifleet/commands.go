@@ -59,7 +59,7 @@ input (nothing started), 3 timed out or aborted.`,
 	f.StringVarP(&g.output, "output", "o", cli.FormatText, "text, or json: one JSON document on stdout, progress on stderr")
 	f.DurationVar(&g.pollInterval, "poll-interval", cli.DefaultPollInterval, "how often a wait reads the execution's history")
 
-	root.AddCommand(runCmd(g), watchCmd(g), statusCmd(g), outputsCmd(g), listCmd(g), teardownCmd(g))
+	root.AddCommand(runCmd(g), watchCmd(g), statusCmd(g), outputsCmd(g), verifyCmd(g), listCmd(g), teardownCmd(g))
 	root.AddCommand(localCmd(g)) // the local cloud: local.go
 	return root
 }
@@ -203,6 +203,32 @@ func outputsCmd(g *globals) *cobra.Command {
 			return r.Outputs(cmd.Context(), args[0])
 		},
 	}
+}
+
+func verifyCmd(g *globals) *cobra.Command {
+	var (
+		requests int
+		timeout  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "verify EXECUTION",
+		Short: "Fetch a succeeded run's pages from here through its load balancer: every answer 200, distinct hostnames",
+		Long: "verify sends GETs to the run's load balancer from this machine, as the Verify stage does from its\n" +
+			"function, and passes when every answer is 200 and enough distinct instances answered. Use it for a\n" +
+			"fleet whose httpCidrs admit only your ranges: a Lambda outside a VPC cannot look there. Exit 0 passed,\n" +
+			"1 failed. HTTP_PROXY applies (the local cloud's gateway, for its load balancers' names).",
+		Args: exactArgs("execution name or ARN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Verify(cmd.Context(), args[0], cli.VerifyOptions{Requests: requests, Timeout: timeout})
+		},
+	}
+	cmd.Flags().IntVar(&requests, "requests", 0, "how many GETs (default: the run's config.verify.requests)")
+	cmd.Flags().DurationVar(&timeout, "request-timeout", 0, "each GET's timeout (default: the run's config.verify.timeoutSeconds)")
+	return cmd
 }
 
 func listCmd(g *globals) *cobra.Command {

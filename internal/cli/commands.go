@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/stages"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -354,4 +356,68 @@ func sameJSON(a, b string) bool {
 		return a == b
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// VerifyOptions sets `amifleet verify`.
+type VerifyOptions struct {
+	// Requests and Timeout bound the GETs (defaults: the run's config.verify).
+	Requests int
+	Timeout  time.Duration
+	// HTTP sends them (its Transport's proxy settings from the environment apply).
+	HTTP *http.Client
+}
+
+// Verify fetches a succeeded run's pages from here, as its Verify stage does from the
+// function: every answer 200, and as many distinct pages as the stage requires. It
+// prints what it saw; a failure exits ExitFailed. This is how a run whose load
+// balancer admits only the user's ranges is checked (its Verify stage cannot look).
+func (r *Runner) Verify(ctx context.Context, execution string, opts VerifyOptions) error {
+	desc, res, err := r.lookup(ctx, execution)
+	if err != nil {
+		return err
+	}
+	var doc pipeline.Document
+	if desc.Status != types.ExecutionStatusSucceeded || desc.Output == nil || json.Unmarshal([]byte(*desc.Output), &doc) != nil {
+		return exitf(ExitFailed, "%s has no fleet to verify: it is %s", res.Name, desc.Status)
+	}
+	url := doc.Resources.LoadBalancer.Address()
+	if url == "" {
+		return exitf(ExitFailed, "%s has no load balancer address in its output", res.Name)
+	}
+	requests, timeout := opts.Requests, opts.Timeout
+	if requests <= 0 {
+		requests = max(doc.Config.Verify.Requests, 1)
+	}
+	if timeout <= 0 {
+		timeout = time.Duration(max(doc.Config.Verify.TimeoutSeconds, 1)) * time.Second
+	}
+	need := 1
+	if doc.Resources.Fleet != nil {
+		need = max(min(len(doc.Resources.Fleet.InstanceIDs), 2), 1)
+	}
+	client := opts.HTTP
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true}}
+	}
+	v, lookErr := stages.Look(ctx, client, url, requests, timeout, need, doc.Config.PageTemplate)
+	if r.json() {
+		out := struct {
+			Name   string                 `json:"name"`
+			URL    string                 `json:"url"`
+			Verify *pipeline.VerifyResult `json:"verify,omitempty"`
+			Error  string                 `json:"error,omitempty"`
+		}{Name: res.Name, URL: url, Verify: v}
+		if lookErr != nil {
+			out.Error = lookErr.Error()
+		}
+		if err := writeJSON(r.Stdout, out); err != nil {
+			return err
+		}
+	} else if lookErr == nil {
+		fmt.Fprintf(r.Stdout, "passed: %s\n", v.Reason)
+	}
+	if lookErr != nil {
+		return exitf(ExitFailed, "verify %s failed: %v", res.Name, lookErr)
+	}
+	return nil
 }

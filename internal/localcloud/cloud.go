@@ -283,6 +283,12 @@ func (c *Cloud) Env(region string) []string {
 		"AWS_DEFAULT_REGION=" + region,
 		"AWS_ACCESS_KEY_ID=amifleet-local",
 		"AWS_SECRET_ACCESS_KEY=amifleet-local",
+		// The load balancers' DNS names resolve nowhere: the gateway is their proxy
+		// (`amifleet verify`, curl, a browser's proxy setting).
+		"HTTP_PROXY=" + c.Endpoint,
+		"http_proxy=" + c.Endpoint,
+		"NO_PROXY=localhost,127.0.0.1",
+		"no_proxy=localhost,127.0.0.1",
 	}
 	if s, ok := c.Stack(region); ok {
 		env = append(env, "AMIFLEET_PIPELINE_ARN="+s.PipelineARN, "AMIFLEET_TEARDOWN_ARN="+s.TeardownARN)

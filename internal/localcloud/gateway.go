@@ -62,6 +62,9 @@ type GatewayOptions struct {
 	// TimeScale turns AWS's durations into local ones for the data plane: a target
 	// group's 10 s health check interval runs every 10 s × TimeScale (default 0.1).
 	TimeScale float64
+	// UserAddress is the public address of the person running the local cloud, as a
+	// load balancer's security groups see their requests (default DefaultUserAddress).
+	UserAddress string
 }
 
 // Gateway is the local cloud's endpoint; see the file's comment. It is an
@@ -123,6 +126,9 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	}
 	if opts.TimeScale <= 0 {
 		opts.TimeScale = 0.1
+	}
+	if opts.UserAddress == "" {
+		opts.UserAddress = DefaultUserAddress
 	}
 	logw := opts.LogWriter
 	if logw == nil {

@@ -33,10 +33,10 @@ import (
 // instancePlane is the data plane's state; the zero value is ready.
 type instancePlane struct {
 	mu        sync.Mutex
-	failBoots int // the next launches from a carried image whose software does not come up
-	images  map[string]string             // AMI id → the disk it carries
-	serving map[string]*httpdStandIn      // instance id → its web server, while running
-	booting map[string]context.CancelFunc // instance id → a boot in progress
+	failBoots int                           // the next launches from a carried image whose software does not come up
+	images    map[string]string             // AMI id → the disk it carries
+	serving   map[string]*httpdStandIn      // instance id → its web server, while running
+	booting   map[string]context.CancelFunc // instance id → a boot in progress
 }
 
 // httpdStandIn is one instance's web server.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,4 +239,15 @@ func envFingerprint(env map[string]string, conf *lambdatypes.FunctionConfigurati
 	}
 	fmt.Fprintf(h, "timeout=%d", aws.ToInt32(conf.Timeout))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// LambdaProxyURL is the gateway's URL with the proxy user that marks a function's
+// requests: through it, a request comes from a Lambda's address.
+func LambdaProxyURL(gatewayURL string) string {
+	u, err := url.Parse(gatewayURL)
+	if err != nil {
+		return gatewayURL
+	}
+	u.User = url.UserPassword(lambdaProxyUser, "x")
+	return u.String()
 }

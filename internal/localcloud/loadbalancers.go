@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 )
@@ -38,10 +40,25 @@ type lbPlane struct {
 // albStandIn is one load balancer's listener on loopback.
 type albStandIn struct {
 	arn, dnsName, targetGroupARN string
+	region                       string
+	port                         int32    // the listener's
+	securityGroups               []string // the load balancer's
 	srv                          *http.Server
 	addr                         string
 	next                         int
 }
+
+// The sources the data plane tells apart. A request to a load balancer's local port,
+// or through the proxy without credentials, comes from the person running the local
+// cloud (GatewayOptions.UserAddress). A function's request through the proxy comes from
+// a Lambda outside any VPC: an address in AWS's public ranges that no customer CIDR
+// contains short of 0.0.0.0/0. Function processes carry lambdaProxyUser in their
+// HTTP_PROXY, which the proxy reads back from Proxy-Authorization.
+const (
+	DefaultUserAddress = "203.0.113.10"
+	lambdaAddress      = "52.94.76.10"
+	lambdaProxyUser    = "lambda"
+)
 
 // targetGroup is a target group's health check settings and its targets' health.
 type targetGroup struct {
@@ -111,7 +128,76 @@ func (g *Gateway) serveLoadBalancer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "amifleet gateway: no load balancer listens at "+host, http.StatusBadGateway)
 		return
 	}
+	src := g.opts.UserAddress
+	if user, _, ok := proxyUser(r); ok && user == lambdaProxyUser {
+		src = lambdaAddress
+	}
+	g.admitAndForward(a, src, w, r)
+}
+
+// proxyUser is the user in a request's Proxy-Authorization (Basic).
+func proxyUser(r *http.Request) (string, string, bool) {
+	auth := r.Header.Get("Proxy-Authorization")
+	if auth == "" {
+		return "", "", false
+	}
+	fake := &http.Request{Header: http.Header{"Authorization": {auth}}}
+	return fake.BasicAuth()
+}
+
+// admitAndForward forwards r when the load balancer's security groups admit src on
+// the listener's port; otherwise the request is dropped: no answer, until the client
+// gives up (as a packet a security group drops), or the gateway closes.
+func (g *Gateway) admitAndForward(a *albStandIn, src string, w http.ResponseWriter, r *http.Request) {
+	if !g.admits(r.Context(), a, src) {
+		g.log.Info("data plane: security group drops the request", "loadBalancer", a.dnsName, "source", src)
+		select {
+		case <-r.Context().Done():
+		case <-g.ctx.Done():
+		}
+		return
+	}
 	g.forward(a, w, r)
+}
+
+// admits reports whether one of the load balancer's security groups lets src in on
+// the listener's port.
+func (g *Gateway) admits(ctx context.Context, a *albStandIn, src string) bool {
+	ip := net.ParseIP(src)
+	if len(a.securityGroups) == 0 || ip == nil {
+		return ip != nil // created without groups (only tests do): nothing to hold the request to
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := g.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: a.securityGroups}, func(o *ec2.Options) { o.Region = a.region })
+	if err != nil {
+		g.log.Error("data plane: the load balancer's security groups", "error", err.Error())
+		return false
+	}
+	for _, sg := range out.SecurityGroups {
+		for _, p := range sg.IpPermissions {
+			if !permitsPort(p, a.port) {
+				continue
+			}
+			for _, rng := range p.IpRanges {
+				if _, n, err := net.ParseCIDR(aws.ToString(rng.CidrIp)); err == nil && n.Contains(ip) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// permitsPort reports whether an ingress rule covers TCP port.
+func permitsPort(p ec2types.IpPermission, port int32) bool {
+	switch aws.ToString(p.IpProtocol) {
+	case "-1", "all":
+		return true
+	case "tcp", "6":
+		return aws.ToInt32(p.FromPort) <= port && port <= aws.ToInt32(p.ToPort)
+	}
+	return false
 }
 
 // forward sends r to the next healthy target of a's target group.
@@ -164,7 +250,8 @@ func (g *Gateway) loadBalancersChanged(call apiCall, body []byte) []byte {
 		if tg == "" {
 			tg = call.Form.Get("DefaultActions.member.1.ForwardConfig.TargetGroups.member.1.TargetGroupArn")
 		}
-		g.listen(call.Form.Get("LoadBalancerArn"), tg, inRegion)
+		port, _ := strconv.Atoi(call.Form.Get("Port"))
+		g.listen(call.Form.Get("LoadBalancerArn"), tg, call.Region, int32(port), inRegion)
 	case "DeleteLoadBalancer":
 		g.lbs.mu.Lock()
 		a := g.lbs.byARN[call.Form.Get("LoadBalancerArn")]
@@ -193,7 +280,7 @@ func (g *Gateway) loadBalancersChanged(call apiCall, body []byte) []byte {
 	return nil
 }
 
-func (g *Gateway) listen(lbARN, tgARN string, optFns ...func(*elb.Options)) {
+func (g *Gateway) listen(lbARN, tgARN, region string, port int32, optFns ...func(*elb.Options)) {
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 	defer cancel()
 	out, err := g.elb.DescribeLoadBalancers(ctx, &elb.DescribeLoadBalancersInput{LoadBalancerArns: []string{lbARN}}, optFns...)
@@ -206,8 +293,9 @@ func (g *Gateway) listen(lbARN, tgARN string, optFns ...func(*elb.Options)) {
 		g.log.Error("data plane: load balancer listener", "error", err.Error())
 		return
 	}
-	a := &albStandIn{arn: lbARN, dnsName: aws.ToString(out.LoadBalancers[0].DNSName), targetGroupARN: tgARN, addr: ln.Addr().String()}
-	a.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.forward(a, w, r) }),
+	a := &albStandIn{arn: lbARN, dnsName: aws.ToString(out.LoadBalancers[0].DNSName), targetGroupARN: tgARN, addr: ln.Addr().String(),
+		region: region, port: port, securityGroups: out.LoadBalancers[0].SecurityGroups}
+	a.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.admitAndForward(a, g.opts.UserAddress, w, r) }),
 		ReadHeaderTimeout: 10 * time.Second}
 	g.lbs.mu.Lock()
 	if g.lbs.byARN == nil {

@@ -203,3 +203,69 @@ func TestLoadBalancerDataPlane(t *testing.T) {
 		t.Errorf("every target deregistered: %d, want 503", code)
 	}
 }
+
+// TestLoadBalancerSecurityGroups: the load balancer admits only the sources its
+// security groups allow on the listener's port; a dropped request gets no answer.
+func TestLoadBalancerSecurityGroups(t *testing.T) {
+	lc := startLocalCloud(t, GatewayOptions{GuestOSDelay: 100 * time.Millisecond, TimeScale: 0.05})
+	ctx := context.Background()
+	ec2c := ec2.NewFromConfig(lc.cfg)
+	elbc := elb.NewFromConfig(lc.cfg)
+	ids := servingFleet(t, lc, 1)
+	subnets, err := ec2c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
+	if err != nil || len(subnets.Subnets) < 2 {
+		t.Fatalf("subnets: %v", err)
+	}
+	sg, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("dp-alb-sg"), Description: aws.String("x"), VpcId: subnets.Subnets[0].VpcId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The local user's /24 only (DefaultUserAddress is in it; a Lambda's address is not).
+	if _, err := ec2c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: sg.GroupId, IpPermissions: []ec2types.IpPermission{{
+		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("203.0.113.0/24")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := elbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String("sg-tg"), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80), VpcId: subnets.Subnets[0].VpcId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := elbc.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("sg-alb"), SecurityGroups: []string{aws.ToString(sg.GroupId)},
+		Subnets: []string{aws.ToString(subnets.Subnets[0].SubnetId), aws.ToString(subnets.Subnets[1].SubnetId)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := elbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: lb.LoadBalancers[0].LoadBalancerArn, Protocol: elbtypes.ProtocolEnumHttp,
+		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroups[0].TargetGroupArn}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := elbc.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: tg.TargetGroups[0].TargetGroupArn, Targets: []elbtypes.TargetDescription{{Id: aws.String(ids[0])}}}); err != nil {
+		t.Fatal(err)
+	}
+	dnsName := aws.ToString(lb.LoadBalancers[0].DNSName)
+	local := lc.gw.LoadBalancerLocalURL(dnsName)
+	status := func(client *http.Client, u string) (int, error) {
+		resp, err := client.Get(u)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	user := &http.Client{Timeout: 3 * time.Second}
+	eventually(t, "the user's GET answered 200", func() bool { code, err := status(user, local); return err == nil && code == 200 })
+
+	proxy, _ := url.Parse(lc.gw.URL())
+	asUser := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	if code, err := status(asUser, "http://"+dnsName+"/"); err != nil || code != 200 {
+		t.Errorf("the user through the proxy: %d %v, want 200", code, err)
+	}
+	lambdaProxy, _ := url.Parse(LambdaProxyURL(lc.gw.URL()))
+	asLambda := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{Proxy: http.ProxyURL(lambdaProxy)}}
+	start := time.Now()
+	code, err := status(asLambda, "http://"+dnsName+"/")
+	if err == nil {
+		t.Errorf("a Lambda's GET answered %d; want it dropped by the security group", code)
+	} else if took := time.Since(start); took < 400*time.Millisecond {
+		t.Errorf("a dropped GET failed after %s (%v); want it to hang until the client's timeout", took, err)
+	}
+}

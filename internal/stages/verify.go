@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -51,6 +52,18 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 	if url == "" {
 		return doc, notYet("resources.loadBalancer.dnsName", pipeline.CreateLoadBalancer)
 	}
+	if !admitsLambda(doc.Config.HTTPCIDRs) {
+		// A Lambda outside a VPC reaches the load balancer from an AWS public address
+		// that changes and that no customer range contains: every GET would hang until
+		// its timeout, Verify would fail, and Cleanup would delete a working fleet.
+		reason := fmt.Sprintf("not looked: the load balancer admits HTTP only from %s, and this function runs outside any VPC, "+
+			"from an AWS public address those ranges do not contain; the evidence is the targets' health (%s); "+
+			"run `amifleet verify %s` from an address inside them to fetch the pages",
+			strings.Join(doc.Config.HTTPCIDRs, ", "), targetsHealth(doc), doc.RunID)
+		doc.Resources.Verify = &pipeline.VerifyResult{Status: pipeline.VerifySkipped, Reason: reason}
+		Log(ctx).Info("verify cannot look", "httpCidrs", doc.Config.HTTPCIDRs)
+		return doc, nil
+	}
 	requests := cfg.Requests
 	if requests <= 0 {
 		requests = defaultVerifyRequests
@@ -66,7 +79,20 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 	}
 	need := max(min(fleetSize, 2), 1)
 
-	client := s.verifyClient()
+	result, err := Look(ctx, s.verifyClient(), url, requests, timeout, need, doc.Config.PageTemplate)
+	if err != nil {
+		return doc, &pipeline.RetryableError{Err: fmt.Errorf("verify failed: %w", err)}
+	}
+	doc.Resources.Verify = result
+	Log(ctx).Info("verify passed", "url", url, "requests", result.Requests, "hostnames", result.Hostnames)
+	return doc, nil
+}
+
+// Look sends requests GETs to url, each bounded by timeout, and passes when every
+// answer is 200 and at least need distinct pages answered; the hostnames are read from
+// the pages by the page template. Verify looks from the function; `amifleet verify`
+// looks from where the user stands. The error says what was seen.
+func Look(ctx context.Context, client *http.Client, url string, requests int, timeout time.Duration, need int, template string) (*pipeline.VerifyResult, error) {
 	var (
 		statuses = map[string]int{} // "200", "503", "error" → count
 		pages    = map[string]int{} // distinct 200 bodies → count
@@ -91,7 +117,7 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 
 	hostnames := make([]string, 0, len(pages))
 	for body := range pages {
-		hostnames = append(hostnames, pageHostname(body, doc.Config.PageTemplate))
+		hostnames = append(hostnames, pageHostname(body, template))
 	}
 	sort.Strings(hostnames)
 	sent := 0
@@ -100,20 +126,37 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 	}
 	seen := fmt.Sprintf("%d GETs to %s answered %s; %d distinct pages %v", sent, url, countsText(statuses), len(pages), hostnames)
 	if statuses["200"] != sent || len(pages) < need {
-		msg := seen + fmt.Sprintf("; need every answer 200 and at least %d distinct pages from %d instances", need, fleetSize)
+		msg := seen + fmt.Sprintf("; need every answer 200 and at least %d distinct pages", need)
 		if lastErr != "" {
 			msg += "; last error: " + lastErr
 		}
-		return doc, &pipeline.RetryableError{Err: fmt.Errorf("verify failed: %s", msg)}
+		return nil, errors.New(msg)
 	}
-	doc.Resources.Verify = &pipeline.VerifyResult{
+	return &pipeline.VerifyResult{
 		Status:    pipeline.VerifyPassed,
 		Reason:    seen,
 		Requests:  sent,
 		Hostnames: hostnames,
+	}, nil
+}
+
+// admitsLambda reports whether the load balancer's HTTP ranges contain every address,
+// and so a Lambda's: only a /0 does.
+func admitsLambda(cidrs []string) bool {
+	for _, c := range cidrs {
+		if strings.HasSuffix(c, "/0") {
+			return true
+		}
 	}
-	Log(ctx).Info("verify passed", "url", url, "requests", sent, "hostnames", hostnames)
-	return doc, nil
+	return len(cidrs) == 0 // the default: the world
+}
+
+// targetsHealth is the last health check's answer, in words ("3/3 healthy").
+func targetsHealth(doc pipeline.Document) string {
+	if p := doc.Polls.Of(pipeline.WaitTargetsHealthy); p != nil && p.State != "" {
+		return p.State
+	}
+	return "not checked"
 }
 
 // verifyClient is s.HTTP without keep-alives: a reused connection would stay on

@@ -242,3 +242,48 @@ func TestPageHostname(t *testing.T) {
 		}
 	}
 }
+
+// With httpCidrs narrower than the internet, a Lambda outside a VPC can never reach the
+// load balancer: Verify sends nothing, says why, and points at the targets' health;
+// with a /0 anywhere in the list it looks as usual.
+func TestVerifyCannotLookFromOutsideTheCIDRs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cidrs []string
+		looks bool
+	}{
+		{"one /24", []string{"203.0.113.0/24"}, false},
+		{"private ranges", []string{"10.0.0.0/8", "192.168.0.0/16"}, false},
+		{"the world", []string{"0.0.0.0/0"}, true},
+		{"a range and the world", []string{"10.0.0.0/8", "0.0.0.0/0"}, true},
+		{"IPv6 world", []string{"10.0.0.0/8", "::/0"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newPageServer(t, rotating("a", "b"))
+			s := &Stages{HTTP: srv.Client()}
+			doc := verifyDoc(srv.URL+"/", 2, pipeline.VerifyConfig{Requests: 4, TimeoutSeconds: 5})
+			doc.Config.HTTPCIDRs = tc.cidrs
+			doc.RunID = "run-1"
+			doc.Polls = &pipeline.Polls{TargetsHealthy: &pipeline.PollResult{Ready: true, State: "2/2 healthy", Attempts: 3}}
+			out, err := s.Verify(context.Background(), doc)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			hits, _ := srv.counts()
+			v := out.Resources.Verify
+			if tc.looks {
+				if hits == 0 || v.Status != pipeline.VerifyPassed {
+					t.Errorf("sent %d, result %+v; want it to look and pass", hits, v)
+				}
+				return
+			}
+			if hits != 0 {
+				t.Errorf("sent %d requests it could not have had answered", hits)
+			}
+			if v.Status != pipeline.VerifySkipped || !strings.Contains(v.Reason, tc.cidrs[0]) || !strings.Contains(v.Reason, "2/2 healthy") ||
+				!strings.Contains(v.Reason, "amifleet verify run-1") {
+				t.Errorf("result %+v; want skipped, naming the ranges, the targets' health and the command to look from inside", v)
+			}
+		})
+	}
+}
