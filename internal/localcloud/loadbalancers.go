@@ -62,7 +62,8 @@ const (
 
 // targetGroup is a target group's health check settings and its targets' health.
 type targetGroup struct {
-	arn                          string
+	arn, region                  string
+	port                         int32
 	path, matcher                string
 	interval, timeout            time.Duration // on the gateway's time scale
 	healthyThreshold, unhealthyN int
@@ -327,7 +328,7 @@ func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Optio
 	}
 	tg := g.lbs.groups[tgARN]
 	if tg == nil {
-		tg = &targetGroup{arn: tgARN, path: aws.ToString(s.HealthCheckPath), matcher: "200",
+		tg = &targetGroup{arn: tgARN, region: aws.ToString(optRegion(optFns)), port: aws.ToInt32(s.Port), path: aws.ToString(s.HealthCheckPath), matcher: "200",
 			interval:         g.scaled(time.Duration(aws.ToInt32(s.HealthCheckIntervalSeconds)) * time.Second),
 			timeout:          g.scaled(time.Duration(aws.ToInt32(s.HealthCheckTimeoutSeconds)) * time.Second),
 			healthyThreshold: int(aws.ToInt32(s.HealthyThresholdCount)), unhealthyN: int(aws.ToInt32(s.UnhealthyThresholdCount)),
@@ -378,8 +379,21 @@ func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, t
 			return
 		case <-time.After(tg.interval):
 		}
-		reason, description := g.checkOnce(ctx, client, tg, id)
+		a := g.loadBalancerOf(tg.arn)
+		if a == nil {
+			// No listener forwards to the group: AWS does not check its targets.
+			g.lbs.mu.Lock()
+			th.state, th.reason, th.description = string(elbtypes.TargetHealthStateEnumUnused),
+				string(elbtypes.TargetHealthReasonEnumNotInUse), "Target group is not configured to receive traffic from the load balancer"
+			th.ok, th.failed = 0, 0
+			g.lbs.mu.Unlock()
+			continue
+		}
+		reason, description := g.checkOnce(ctx, client, tg, a, id)
 		g.lbs.mu.Lock()
+		if th.state == string(elbtypes.TargetHealthStateEnumUnused) {
+			th.state = string(elbtypes.TargetHealthStateEnumInitial)
+		}
 		if reason == "" {
 			th.ok, th.failed = th.ok+1, 0
 			if th.ok >= tg.healthyThreshold {
@@ -400,10 +414,11 @@ func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, t
 }
 
 // checkOnce is one health check: "" when it passed, else AWS's reason code and words.
-func (g *Gateway) checkOnce(ctx context.Context, client *http.Client, tg *targetGroup, id string) (reason, description string) {
+func (g *Gateway) checkOnce(ctx context.Context, client *http.Client, tg *targetGroup, a *albStandIn, id string) (reason, description string) {
 	addr := g.InstanceAddress(id)
-	if addr == "" {
-		// Nothing listens: the check's connection is not answered in time.
+	if addr == "" || !g.instanceAdmits(ctx, id, a, tg) {
+		// Nothing listens, or the instance's security groups drop the load
+		// balancer's packets: the check is not answered in time.
 		return string(elbtypes.TargetHealthReasonEnumTimeout), "Request timed out"
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+tg.path, nil)
@@ -418,6 +433,82 @@ func (g *Gateway) checkOnce(ctx context.Context, client *http.Client, tg *target
 		return string(elbtypes.TargetHealthReasonEnumResponseCodeMismatch), fmt.Sprintf("Health checks failed with these codes: [%d]", resp.StatusCode)
 	}
 	return "", ""
+}
+
+// loadBalancerOf is the load balancer whose listener forwards to the target group.
+func (g *Gateway) loadBalancerOf(tgARN string) *albStandIn {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	for _, a := range g.lbs.byARN {
+		if a.targetGroupARN == tgARN {
+			return a
+		}
+	}
+	return nil
+}
+
+// albPrivateAddress is where the load balancer's own packets come from, inside the
+// default VPC (172.31.0.0/16): a rule for a CIDR must contain it to admit them.
+const albPrivateAddress = "172.31.255.10"
+
+// instanceAdmits reports whether the instance's security groups let the load balancer
+// in on the target group's port: a rule naming one of its security groups, or a CIDR
+// that contains its private address.
+func (g *Gateway) instanceAdmits(ctx context.Context, instanceID string, a *albStandIn, tg *targetGroup) bool {
+	if len(a.securityGroups) == 0 {
+		return true // a load balancer created without groups (only tests do)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	inRegion := func(o *ec2.Options) { o.Region = tg.region }
+	out, err := g.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}}, inRegion)
+	if err != nil || len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
+		return false
+	}
+	var groups []string
+	for _, sg := range out.Reservations[0].Instances[0].SecurityGroups {
+		groups = append(groups, aws.ToString(sg.GroupId))
+	}
+	if len(groups) == 0 {
+		// moto lists none for an instance launched without groups; on AWS it has the
+		// VPC's default group, which admits only its own members.
+		return false
+	}
+	sgs, err := g.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: groups}, inRegion)
+	if err != nil {
+		return false
+	}
+	albIP := net.ParseIP(albPrivateAddress)
+	for _, sg := range sgs.SecurityGroups {
+		for _, p := range sg.IpPermissions {
+			if !permitsPort(p, tg.port) {
+				continue
+			}
+			for _, pair := range p.UserIdGroupPairs {
+				if slices.Contains(a.securityGroups, aws.ToString(pair.GroupId)) {
+					return true
+				}
+			}
+			for _, rng := range p.IpRanges {
+				if _, n, err := net.ParseCIDR(aws.ToString(rng.CidrIp)); err == nil && n.Contains(albIP) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// optRegion is the region the ELB options set, or nil.
+func optRegion(optFns []func(*elb.Options)) *string {
+	var o elb.Options
+	for _, f := range optFns {
+		f(&o)
+	}
+	if o.Region == "" {
+		return nil
+	}
+	return &o.Region
 }
 
 // matches reports whether code satisfies a matcher such as "200", "200,302" or "200-299".

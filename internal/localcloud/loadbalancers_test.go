@@ -24,7 +24,7 @@ import (
 
 // servingFleet provisions a base instance with amifleet's user data, images it, and
 // launches n instances from the image: the data plane's fleet, through the gateway.
-func servingFleet(t *testing.T, lc *localCloud, n int32) []string {
+func servingFleet(t *testing.T, lc *localCloud, n int32, securityGroups ...string) []string {
 	t.Helper()
 	ctx := context.Background()
 	ec2c := ec2.NewFromConfig(lc.cfg)
@@ -50,7 +50,8 @@ func servingFleet(t *testing.T, lc *localCloud, n int32) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := ec2c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: img.ImageId, InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(n), MaxCount: aws.Int32(n)})
+	out, err := ec2c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: img.ImageId, InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(n), MaxCount: aws.Int32(n),
+		SecurityGroupIds: securityGroups})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,42 +206,74 @@ func TestLoadBalancerDataPlane(t *testing.T) {
 }
 
 // TestLoadBalancerSecurityGroups: the load balancer admits only the sources its
-// security groups allow on the listener's port; a dropped request gets no answer.
+// security groups allow on the listener's port (a dropped request gets no answer), and a
+// target only passes its checks when its own groups admit the load balancer. A target
+// group no listener uses does not check its targets: unused.
 func TestLoadBalancerSecurityGroups(t *testing.T) {
 	lc := startLocalCloud(t, GatewayOptions{GuestOSDelay: 100 * time.Millisecond, TimeScale: 0.05})
 	ctx := context.Background()
 	ec2c := ec2.NewFromConfig(lc.cfg)
 	elbc := elb.NewFromConfig(lc.cfg)
-	ids := servingFleet(t, lc, 1)
 	subnets, err := ec2c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
 	if err != nil || len(subnets.Subnets) < 2 {
 		t.Fatalf("subnets: %v", err)
 	}
-	sg, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("dp-alb-sg"), Description: aws.String("x"), VpcId: subnets.Subnets[0].VpcId})
+	vpc := subnets.Subnets[0].VpcId
+	sg, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("dp-alb-sg"), Description: aws.String("x"), VpcId: vpc})
 	if err != nil {
 		t.Fatal(err)
 	}
+	instanceSG, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("dp-instance-sg"), Description: aws.String("x"), VpcId: vpc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := servingFleet(t, lc, 1, aws.ToString(instanceSG.GroupId))
 	// The local user's /24 only (DefaultUserAddress is in it; a Lambda's address is not).
 	if _, err := ec2c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: sg.GroupId, IpPermissions: []ec2types.IpPermission{{
 		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("203.0.113.0/24")}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	tg, err := elbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String("sg-tg"), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80), VpcId: subnets.Subnets[0].VpcId})
+	tg, err := elbc.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String("sg-tg"), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80), VpcId: vpc,
+		HealthCheckIntervalSeconds: aws.Int32(10), HealthyThresholdCount: aws.Int32(2), UnhealthyThresholdCount: aws.Int32(2)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tgARN := tg.TargetGroups[0].TargetGroupArn
+	if _, err := elbc.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: tgARN, Targets: []elbtypes.TargetDescription{{Id: aws.String(ids[0])}}}); err != nil {
+		t.Fatal(err)
+	}
+	health := func() elbtypes.TargetHealth {
+		out, err := elbc.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: tgARN})
+		if err != nil || len(out.TargetHealthDescriptions) != 1 {
+			t.Fatalf("DescribeTargetHealth: %v", err)
+		}
+		return *out.TargetHealthDescriptions[0].TargetHealth
+	}
+	eventually(t, "the target unused (no listener)", func() bool {
+		h := health()
+		return h.State == elbtypes.TargetHealthStateEnumUnused && h.Reason == elbtypes.TargetHealthReasonEnumNotInUse
+	})
+
 	lb, err := elbc.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("sg-alb"), SecurityGroups: []string{aws.ToString(sg.GroupId)},
 		Subnets: []string{aws.ToString(subnets.Subnets[0].SubnetId), aws.ToString(subnets.Subnets[1].SubnetId)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := elbc.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: lb.LoadBalancers[0].LoadBalancerArn, Protocol: elbtypes.ProtocolEnumHttp,
-		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroups[0].TargetGroupArn}}}); err != nil {
+		Port: aws.Int32(80), DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tgARN}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := elbc.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: tg.TargetGroups[0].TargetGroupArn, Targets: []elbtypes.TargetDescription{{Id: aws.String(ids[0])}}}); err != nil {
+	// The instance's own group does not admit the load balancer yet.
+	eventually(t, "the target unhealthy: its groups drop the checks", func() bool {
+		h := health()
+		return h.State == elbtypes.TargetHealthStateEnumUnhealthy && h.Reason == elbtypes.TargetHealthReasonEnumTimeout
+	})
+	if _, err := ec2c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: instanceSG.GroupId, IpPermissions: []ec2types.IpPermission{{
+		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(80), ToPort: aws.Int32(80), UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: sg.GroupId}}}}}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the target healthy once its group admits the load balancer's", func() bool { return health().State == elbtypes.TargetHealthStateEnumHealthy })
+
 	dnsName := aws.ToString(lb.LoadBalancers[0].DNSName)
 	local := lc.gw.LoadBalancerLocalURL(dnsName)
 	status := func(client *http.Client, u string) (int, error) {
@@ -252,8 +285,9 @@ func TestLoadBalancerSecurityGroups(t *testing.T) {
 		return resp.StatusCode, nil
 	}
 	user := &http.Client{Timeout: 3 * time.Second}
-	eventually(t, "the user's GET answered 200", func() bool { code, err := status(user, local); return err == nil && code == 200 })
-
+	if code, err := status(user, local); err != nil || code != 200 {
+		t.Errorf("the user's GET: %d %v, want 200", code, err)
+	}
 	proxy, _ := url.Parse(lc.gw.URL())
 	asUser := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
 	if code, err := status(asUser, "http://"+dnsName+"/"); err != nil || code != 200 {
