@@ -448,16 +448,9 @@ func TestGatewayGuestOS(t *testing.T) {
 	lc := startLocalCloud(t, GatewayOptions{GuestOSDelay: delay})
 	ctx := context.Background()
 	ec2c := ec2.NewFromConfig(lc.cfg)
-	param, err := ssm.NewFromConfig(lc.cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := userdata.Render("<h1>{hostname}</h1>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	al2023, script := baseImageAndScript(t, lc, "<h1>{hostname}</h1>")
 	launch := func(userData string) string {
-		in := &ec2.RunInstancesInput{ImageId: param.Parameter.Value, InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		in := &ec2.RunInstancesInput{ImageId: aws.String(al2023), InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 			MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired}}
 		if userData != "" {
 			in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(userData)))

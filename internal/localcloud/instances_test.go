@@ -14,9 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-
-	"github.com/amifleet/amifleet/internal/userdata"
 )
 
 // TestInstancesServeFromTheImage: an image of a provisioned base carries its disk;
@@ -26,14 +23,7 @@ func TestInstancesServeFromTheImage(t *testing.T) {
 	lc := startLocalCloud(t, GatewayOptions{GuestOSDelay: 200 * time.Millisecond})
 	ctx := context.Background()
 	ec2c := ec2.NewFromConfig(lc.cfg)
-	param, err := ssm.NewFromConfig(lc.cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := userdata.Render("<h1>Hola desde el EC2: {hostname}</h1>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	al2023, script := baseImageAndScript(t, lc, "<h1>Hola desde el EC2: {hostname}</h1>")
 	run := func(image string, n int32, userData string) []string {
 		in := &ec2.RunInstancesInput{ImageId: aws.String(image), InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(n), MaxCount: aws.Int32(n),
 			MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired}}
@@ -77,7 +67,7 @@ func TestInstancesServeFromTheImage(t *testing.T) {
 		return resp.StatusCode, string(b), nil
 	}
 
-	base := run(aws.ToString(param.Parameter.Value), 1, script)[0]
+	base := run(al2023, 1, script)[0]
 	waitFor("the base instance's page", func() bool {
 		_, err := os.Stat(filepath.Join(lc.gw.InstanceDisk(base), "var/www/html/index.html"))
 		return err == nil
@@ -134,7 +124,7 @@ func TestInstancesServeFromTheImage(t *testing.T) {
 	}
 
 	// An instance from an image the data plane never saw runs no software.
-	other := run(aws.ToString(param.Parameter.Value), 1, "")[0]
+	other := run(al2023, 1, "")[0]
 	time.Sleep(300 * time.Millisecond)
 	if lc.gw.InstanceAddress(other) != "" {
 		t.Error("an instance of a plain image serves")

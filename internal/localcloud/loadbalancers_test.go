@@ -28,15 +28,8 @@ func servingFleet(t *testing.T, lc *localCloud, n int32, securityGroups ...strin
 	t.Helper()
 	ctx := context.Background()
 	ec2c := ec2.NewFromConfig(lc.cfg)
-	param, err := ssm.NewFromConfig(lc.cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := userdata.Render("<h1>Hola desde el EC2: {hostname}</h1>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := ec2c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: param.Parameter.Value, InstanceType: ec2types.InstanceTypeT2Micro,
+	image, script := baseImageAndScript(t, lc, "<h1>Hola desde el EC2: {hostname}</h1>")
+	base, err := ec2c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(image), InstanceType: ec2types.InstanceTypeT2Micro,
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1), UserData: aws.String(base64.StdEncoding.EncodeToString([]byte(script)))})
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +55,21 @@ func servingFleet(t *testing.T, lc *localCloud, n int32, securityGroups ...strin
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// baseImageAndScript are the latest Amazon Linux 2023 AMI (moto's public parameter)
+// and amifleet's user data for pageTemplate: what a base instance is launched with.
+func baseImageAndScript(t *testing.T, lc *localCloud, pageTemplate string) (string, string) {
+	t.Helper()
+	param, err := ssm.NewFromConfig(lc.cfg).GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := userdata.Render(pageTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(param.Parameter.Value), script
 }
 
 // eventually waits, bounded, for ok.
