@@ -14,6 +14,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -264,7 +265,7 @@ func (g *Gateway) loadBalancersChanged(call apiCall, body []byte) []byte {
 	case "RegisterTargets":
 		g.register(call.Form.Get("TargetGroupArn"), formMembers(call, "Targets", "Id"), inRegion)
 	case "DeregisterTargets":
-		g.deregister(call.Form.Get("TargetGroupArn"), formMembers(call, "Targets", "Id"))
+		g.deregister(call.Form.Get("TargetGroupArn"), call.Region, formMembers(call, "Targets", "Id"))
 	case "DeleteTargetGroup":
 		g.lbs.mu.Lock()
 		tg := g.lbs.groups[call.Form.Get("TargetGroupArn")]
@@ -342,7 +343,7 @@ func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Optio
 		g.lbs.groups[tgARN] = tg
 	}
 	for _, id := range ids {
-		if tg.targets[id] != nil {
+		if th := tg.targets[id]; th != nil && th.state != string(elbtypes.TargetHealthStateEnumDraining) {
 			continue // registering again changes nothing
 		}
 		cctx, stop := context.WithCancel(g.ctx)
@@ -357,16 +358,51 @@ func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Optio
 	}
 }
 
-func (g *Gateway) deregister(tgARN string, ids []string) {
-	g.lbs.mu.Lock()
-	defer g.lbs.mu.Unlock()
-	if tg := g.lbs.groups[tgARN]; tg != nil {
-		for _, id := range ids {
-			if th := tg.targets[id]; th != nil {
-				th.stop()
-				delete(tg.targets, id)
+// deregister stops checking the targets and drains them: the load balancer sends them
+// no new requests, and they are listed as draining for the group's deregistration
+// delay (deregistration_delay.timeout_seconds, AWS's default 300 s), on the time scale.
+func (g *Gateway) deregister(tgARN, region string, ids []string) {
+	delay := 300 * time.Second
+	ctx, cancel := context.WithTimeout(g.ctx, 5*time.Second)
+	defer cancel()
+	if out, err := g.elb.DescribeTargetGroupAttributes(ctx, &elb.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(tgARN)},
+		func(o *elb.Options) { o.Region = region }); err == nil {
+		for _, a := range out.Attributes {
+			if aws.ToString(a.Key) == "deregistration_delay.timeout_seconds" {
+				if n, err := strconv.Atoi(aws.ToString(a.Value)); err == nil {
+					delay = time.Duration(n) * time.Second
+				}
 			}
 		}
+	}
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	tg := g.lbs.groups[tgARN]
+	if tg == nil {
+		return
+	}
+	for _, id := range ids {
+		th := tg.targets[id]
+		if th == nil {
+			continue
+		}
+		th.stop()
+		th.state, th.reason, th.description = string(elbtypes.TargetHealthStateEnumDraining),
+			string(elbtypes.TargetHealthReasonEnumDeregistrationInProgress), "Target deregistration is in progress"
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			select {
+			case <-time.After(g.scaled(delay)):
+			case <-g.ctx.Done():
+				return
+			}
+			g.lbs.mu.Lock()
+			if tg.targets[id] == th {
+				delete(tg.targets, id)
+			}
+			g.lbs.mu.Unlock()
+		}()
 	}
 }
 
@@ -391,6 +427,10 @@ func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, t
 		}
 		reason, description := g.checkOnce(ctx, client, tg, a, id)
 		g.lbs.mu.Lock()
+		if ctx.Err() != nil {
+			g.lbs.mu.Unlock()
+			return // deregistered meanwhile: the check's answer no longer counts
+		}
 		if th.state == string(elbtypes.TargetHealthStateEnumUnused) {
 			th.state = string(elbtypes.TargetHealthStateEnumInitial)
 		}
@@ -531,21 +571,23 @@ func matches(matcher string, code int) bool {
 // describeTargetHealthResponse is ELBv2's DescribeTargetHealth answer, as much as the
 // rewrite needs.
 type describeTargetHealthResponse struct {
-	XMLName xml.Name `xml:"DescribeTargetHealthResponse"`
-	Xmlns   string   `xml:"xmlns,attr,omitempty"`
-	Members []struct {
-		HealthCheckPort string `xml:"HealthCheckPort,omitempty"`
-		Target          struct {
-			ID   string `xml:"Id"`
-			Port string `xml:"Port,omitempty"`
-		} `xml:"Target"`
-		TargetHealth struct {
-			State       string `xml:"State"`
-			Reason      string `xml:"Reason,omitempty"`
-			Description string `xml:"Description,omitempty"`
-		} `xml:"TargetHealth"`
-	} `xml:"DescribeTargetHealthResult>TargetHealthDescriptions>member"`
-	RequestID string `xml:"ResponseMetadata>RequestId"`
+	XMLName   xml.Name             `xml:"DescribeTargetHealthResponse"`
+	Xmlns     string               `xml:"xmlns,attr,omitempty"`
+	Members   []targetHealthMember `xml:"DescribeTargetHealthResult>TargetHealthDescriptions>member"`
+	RequestID string               `xml:"ResponseMetadata>RequestId"`
+}
+
+type targetHealthMember struct {
+	HealthCheckPort string `xml:"HealthCheckPort,omitempty"`
+	Target          struct {
+		ID   string `xml:"Id"`
+		Port string `xml:"Port,omitempty"`
+	} `xml:"Target"`
+	TargetHealth struct {
+		State       string `xml:"State"`
+		Reason      string `xml:"Reason,omitempty"`
+		Description string `xml:"Description,omitempty"`
+	} `xml:"TargetHealth"`
 }
 
 // rewriteTargetHealth answers DescribeTargetHealth from the health checks, for the
@@ -562,10 +604,22 @@ func (g *Gateway) rewriteTargetHealth(tgARN string, body []byte) []byte {
 		g.log.Error("data plane: unreadable DescribeTargetHealth answer", "error", err.Error())
 		return nil
 	}
+	listed := map[string]bool{}
 	for i := range resp.Members {
 		m := &resp.Members[i]
+		listed[m.Target.ID] = true
 		if th := tg.targets[m.Target.ID]; th != nil {
 			m.TargetHealth.State, m.TargetHealth.Reason, m.TargetHealth.Description = th.state, th.reason, th.description
+		}
+	}
+	// moto forgets a target when it is deregistered; AWS lists it as draining for the
+	// group's deregistration delay.
+	for _, id := range slices.Sorted(maps.Keys(tg.targets)) {
+		if th := tg.targets[id]; !listed[id] && th.state == string(elbtypes.TargetHealthStateEnumDraining) {
+			var m targetHealthMember
+			m.Target.ID, m.Target.Port = id, strconv.Itoa(int(tg.port))
+			m.TargetHealth.State, m.TargetHealth.Reason, m.TargetHealth.Description = th.state, th.reason, th.description
+			resp.Members = append(resp.Members, m)
 		}
 	}
 	out, err := xml.Marshal(resp)

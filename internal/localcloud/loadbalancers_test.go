@@ -205,12 +205,24 @@ func TestLoadBalancerDataPlane(t *testing.T) {
 			t.Errorf("after one target stopped: %d %q, want only the one healthy instance's page %q", code, body, only)
 		}
 	}
+	// Deregistered targets drain for the group's deregistration delay (20 s, 1 s
+	// scaled): listed as draining, sent no new request, then gone.
+	if _, err := elbc.ModifyTargetGroupAttributes(ctx, &elb.ModifyTargetGroupAttributesInput{TargetGroupArn: tgARN,
+		Attributes: []elbtypes.TargetGroupAttribute{{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("20")}}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := elbc.DeregisterTargets(ctx, &elb.DeregisterTargetsInput{TargetGroupArn: tgARN, Targets: targets}); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := get(plain, local); code != http.StatusServiceUnavailable {
 		t.Errorf("every target deregistered: %d, want 503", code)
 	}
+	for _, id := range ids {
+		if h := health()[id]; h.State != elbtypes.TargetHealthStateEnumDraining || h.Reason != elbtypes.TargetHealthReasonEnumDeregistrationInProgress {
+			t.Errorf("%s right after deregistration: %+v, want draining (Target.DeregistrationInProgress)", id, h)
+		}
+	}
+	eventually(t, "the drained targets gone", func() bool { return len(health()) == 0 })
 }
 
 // TestLoadBalancerSecurityGroups: the load balancer admits only the sources its
