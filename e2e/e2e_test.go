@@ -513,9 +513,19 @@ func TestFleets(t *testing.T) {
 			resp.Body.Close()
 			t.Errorf("a GET from a Lambda's address answered %d; the security group must drop it", resp.StatusCode)
 		}
-		stdout, stderr, code := buildCLI(t).run(t, "verify", e.name)
+		cli := buildCLI(t)
+		stdout, stderr, code := cli.run(t, "verify", e.name)
 		if code != 0 || !strings.HasPrefix(stdout, "passed: ") {
 			t.Errorf("amifleet verify: exit %d, %q %q; want passed", code, stdout, stderr)
+		}
+		// run --wait looks from here by itself when the Verify stage could not.
+		input := filepath.Join(t.TempDir(), "narrow.json")
+		if err := os.WriteFile(input, []byte(localInput(t, map[string]any{"httpCidrs": []string{cidr}})), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code = cli.run(t, "run", "--input", input, "--name", "e2e-narrow-http-cli", "--wait", "--poll-interval", "1s", "--timeout", "4m")
+		if code != 0 || !strings.Contains(stdout, "verify from here: passed: ") {
+			t.Errorf("run --wait: exit %d, stdout %q, stderr %q; want it to look from here and pass", code, stdout, stderr)
 		}
 	})
 

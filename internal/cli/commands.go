@@ -31,7 +31,25 @@ func (r *Runner) Run(ctx context.Context, plan RunPlan) error {
 		fmt.Fprintf(r.Stderr, "amifleet: --name %q runs as %q (execution names allow A-Z a-z 0-9 - _, at most %d characters)\n",
 			plan.Requested, plan.Name, MaxExecutionNameLength)
 	}
-	return r.startAndFollow(ctx, sm, plan.Name, plan.RunID, plan.Input, plan.Wait, plan.Timeout)
+	if err := r.startAndFollow(ctx, sm, plan.Name, plan.RunID, plan.Input, plan.Wait, plan.Timeout); err != nil || !plan.Wait {
+		return err
+	}
+	// A fleet whose load balancer admits no Lambda was not looked at by its Verify
+	// stage: look from here, as `amifleet verify` does.
+	desc, res, err := r.lookup(ctx, plan.Name)
+	if err != nil {
+		return err
+	}
+	var doc pipeline.Document
+	if desc.Output == nil || json.Unmarshal([]byte(*desc.Output), &doc) != nil || doc.Resources.Verify == nil || !doc.Resources.Verify.LookFromHere {
+		return nil
+	}
+	v, err := r.lookFromHere(ctx, doc, VerifyOptions{})
+	if err != nil {
+		return exitf(ExitFailed, "%s: its Verify stage could not look, and from here: %v", res.Name, err)
+	}
+	fmt.Fprintf(r.progress(), "verify from here: passed: %s\n", v.Reason)
+	return nil
 }
 
 // Teardown starts the Teardown state machine for a run id, and with wait follows
@@ -380,26 +398,8 @@ func (r *Runner) Verify(ctx context.Context, execution string, opts VerifyOption
 	if desc.Status != types.ExecutionStatusSucceeded || desc.Output == nil || json.Unmarshal([]byte(*desc.Output), &doc) != nil {
 		return exitf(ExitFailed, "%s has no fleet to verify: it is %s", res.Name, desc.Status)
 	}
+	v, lookErr := r.lookFromHere(ctx, doc, opts)
 	url := doc.Resources.LoadBalancer.Address()
-	if url == "" {
-		return exitf(ExitFailed, "%s has no load balancer address in its output", res.Name)
-	}
-	requests, timeout := opts.Requests, opts.Timeout
-	if requests <= 0 {
-		requests = max(doc.Config.Verify.Requests, 1)
-	}
-	if timeout <= 0 {
-		timeout = time.Duration(max(doc.Config.Verify.TimeoutSeconds, 1)) * time.Second
-	}
-	need := 1
-	if doc.Resources.Fleet != nil {
-		need = max(min(len(doc.Resources.Fleet.InstanceIDs), 2), 1)
-	}
-	client := opts.HTTP
-	if client == nil {
-		client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true}}
-	}
-	v, lookErr := stages.Look(ctx, client, url, requests, timeout, need, doc.Config.PageTemplate)
 	if r.json() {
 		out := struct {
 			Name   string                 `json:"name"`
@@ -420,4 +420,28 @@ func (r *Runner) Verify(ctx context.Context, execution string, opts VerifyOption
 		return exitf(ExitFailed, "verify %s failed: %v", res.Name, lookErr)
 	}
 	return nil
+}
+
+// lookFromHere fetches the fleet's pages from this machine (stages.Look).
+func (r *Runner) lookFromHere(ctx context.Context, doc pipeline.Document, opts VerifyOptions) (*pipeline.VerifyResult, error) {
+	url := doc.Resources.LoadBalancer.Address()
+	if url == "" {
+		return nil, errors.New("no load balancer address in the run's output")
+	}
+	requests, timeout := opts.Requests, opts.Timeout
+	if requests <= 0 {
+		requests = max(doc.Config.Verify.Requests, 1)
+	}
+	if timeout <= 0 {
+		timeout = time.Duration(max(doc.Config.Verify.TimeoutSeconds, 1)) * time.Second
+	}
+	need := 1
+	if doc.Resources.Fleet != nil {
+		need = max(min(len(doc.Resources.Fleet.InstanceIDs), 2), 1)
+	}
+	client := opts.HTTP
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true}}
+	}
+	return stages.Look(ctx, client, url, requests, timeout, need, doc.Config.PageTemplate)
 }

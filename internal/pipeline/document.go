@@ -97,6 +97,10 @@ type VerifyResult struct {
 	Reason    string   `json:"reason,omitempty"`
 	Requests  int      `json:"requests"`
 	Hostnames []string `json:"hostnames,omitempty"`
+	// LookFromHere is set when the function could not reach the load balancer (its
+	// httpCidrs admit no Lambda): `amifleet run --wait` and `amifleet verify` look from
+	// where the user stands instead.
+	LookFromHere bool `json:"lookFromHere,omitempty"`
 }
 
 // Verify statuses.

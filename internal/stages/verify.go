@@ -60,7 +60,7 @@ func (s *Stages) Verify(ctx context.Context, doc pipeline.Document) (pipeline.Do
 			"from an AWS public address those ranges do not contain; the evidence is the targets' health (%s); "+
 			"run `amifleet verify %s` from an address inside them to fetch the pages",
 			strings.Join(doc.Config.HTTPCIDRs, ", "), targetsHealth(doc), doc.RunID)
-		doc.Resources.Verify = &pipeline.VerifyResult{Status: pipeline.VerifySkipped, Reason: reason}
+		doc.Resources.Verify = &pipeline.VerifyResult{Status: pipeline.VerifySkipped, Reason: reason, LookFromHere: true}
 		Log(ctx).Info("verify cannot look", "httpCidrs", doc.Config.HTTPCIDRs)
 		return doc, nil
 	}

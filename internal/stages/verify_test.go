@@ -280,7 +280,7 @@ func TestVerifyCannotLookFromOutsideTheCIDRs(t *testing.T) {
 			if hits != 0 {
 				t.Errorf("sent %d requests it could not have had answered", hits)
 			}
-			if v.Status != pipeline.VerifySkipped || !strings.Contains(v.Reason, tc.cidrs[0]) || !strings.Contains(v.Reason, "2/2 healthy") ||
+			if v.Status != pipeline.VerifySkipped || !v.LookFromHere || !strings.Contains(v.Reason, tc.cidrs[0]) || !strings.Contains(v.Reason, "2/2 healthy") ||
 				!strings.Contains(v.Reason, "amifleet verify run-1") {
 				t.Errorf("result %+v; want skipped, naming the ranges, the targets' health and the command to look from inside", v)
 			}
