@@ -54,6 +54,9 @@ func startLocal(ctx context.Context, g *globals, lf localFlags, stateFile string
 		Progress:  g.stderr,
 		LogWriter: logf,
 		StateFile: stateFile,
+		OnLoadBalancer: func(dnsName, localURL string) {
+			fmt.Fprintf(g.stderr, "amifleet local: load balancer %s answers at %s (open it in a browser)\n", dnsName, localURL)
+		},
 	})
 	if err != nil {
 		logf.Close()

@@ -52,6 +52,8 @@ type Options struct {
 	Python string
 	// GuestOSDelay: see GatewayOptions (default 2 s).
 	GuestOSDelay time.Duration
+	// OnLoadBalancer: see GatewayOptions.
+	OnLoadBalancer func(dnsName, localURL string)
 }
 
 // Timings says how long Up's steps took.
@@ -172,7 +174,8 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 		Upstream:     c.Moto.Endpoint(),
 		Region:       opts.Region,
 		LogWriter:    logw,
-		GuestOSDelay: opts.GuestOSDelay,
+		GuestOSDelay:   opts.GuestOSDelay,
+		OnLoadBalancer: opts.OnLoadBalancer,
 		// Deterministic zips: the deployed CodeSha256 matches the local file, so the
 		// gateway need not download the code back from moto's S3.
 		ZipDirs: []string{filepath.Join(root, "build", goarch)},

@@ -65,6 +65,9 @@ type GatewayOptions struct {
 	// UserAddress is the public address of the person running the local cloud, as a
 	// load balancer's security groups see their requests (default DefaultUserAddress).
 	UserAddress string
+	// OnLoadBalancer, when set, is told each load balancer that starts listening, with
+	// its local URL (`amifleet local up` prints them).
+	OnLoadBalancer func(dnsName, localURL string)
 }
 
 // Gateway is the local cloud's endpoint; see the file's comment. It is an

@@ -310,6 +310,9 @@ func (g *Gateway) listen(lbARN, tgARN, region string, port int32, optFns ...func
 	g.lbs.mu.Unlock()
 	go func() { _ = a.srv.Serve(ln) }()
 	g.log.Info("data plane: load balancer listening", "dnsName", a.dnsName, "local", a.addr)
+	if g.opts.OnLoadBalancer != nil {
+		g.opts.OnLoadBalancer(a.dnsName, "http://"+a.addr+"/")
+	}
 }
 
 // register starts health-checking the targets with their group's settings.

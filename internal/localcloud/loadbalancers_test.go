@@ -85,7 +85,9 @@ func eventually(t *testing.T, what string, ok func() bool) {
 
 func TestLoadBalancerDataPlane(t *testing.T) {
 	const scale = 0.05 // a 10 s health check interval runs every 0.5 s
-	lc := startLocalCloud(t, GatewayOptions{GuestOSDelay: 100 * time.Millisecond, TimeScale: scale})
+	told := make(chan [2]string, 1)
+	lc := startLocalCloud(t, GatewayOptions{GuestOSDelay: 100 * time.Millisecond, TimeScale: scale,
+		OnLoadBalancer: func(dnsName, localURL string) { told <- [2]string{dnsName, localURL} }})
 	ctx := context.Background()
 	ec2c := ec2.NewFromConfig(lc.cfg)
 	elbc := elb.NewFromConfig(lc.cfg)
@@ -115,6 +117,14 @@ func TestLoadBalancerDataPlane(t *testing.T) {
 	local := lc.gw.LoadBalancerLocalURL(dnsName)
 	if local == "" {
 		t.Fatal("no local URL for the load balancer")
+	}
+	select {
+	case got := <-told:
+		if got != [2]string{dnsName, local} {
+			t.Errorf("OnLoadBalancer told %v, want %s at %s", got, dnsName, local)
+		}
+	default:
+		t.Error("OnLoadBalancer was not told of the new load balancer")
 	}
 	get := func(client *http.Client, u string) (int, string) {
 		t.Helper()
