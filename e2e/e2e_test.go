@@ -29,6 +29,9 @@ import (
 	"github.com/amifleet/amifleet/internal/localcloud"
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
@@ -420,6 +423,57 @@ func checkFleet(t *testing.T, e *execution, replicas int) localcloud.RunResource
 	return r
 }
 
+// stoppedBehindItsBack stops one replica of a fleet through the gateway, as someone
+// in the console would: its target turns unhealthy within the unhealthy threshold ×
+// interval (2 × 10 s, on the local cloud's time scale), and the load balancer stops
+// sending it requests.
+func stoppedBehindItsBack(t *testing.T, e *execution, r localcloud.RunResources) {
+	t.Helper()
+	ctx := context.Background()
+	victim := e.doc.Resources.Fleet.ReplicaInstanceIDs[0]
+	var victimPage string
+	for _, in := range r.Instances {
+		if in.ID == victim {
+			victimPage = strings.ReplaceAll(e.doc.Config.PageTemplate, "{hostname}", in.PrivateDNSName)
+		}
+	}
+	if _, err := ec2.NewFromConfig(lc.Config(e.region)).StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{victim}}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	elbc := elb.NewFromConfig(lc.Config(e.region))
+	for {
+		out, err := elbc.DescribeTargetHealth(ctx, &elb.DescribeTargetHealthInput{TargetGroupArn: aws.String(e.doc.Resources.LoadBalancer.TargetGroupARN)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unhealthy := slices.ContainsFunc(out.TargetHealthDescriptions, func(d elbtypes.TargetHealthDescription) bool {
+			return aws.ToString(d.Target.Id) == victim && d.TargetHealth.State == elbtypes.TargetHealthStateEnumUnhealthy
+		})
+		if unhealthy {
+			break
+		}
+		if time.Since(stopped) > 15*time.Second {
+			t.Fatalf("%s not unhealthy 15 s after it stopped", victim)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%s unhealthy %s after it stopped", victim, time.Since(stopped).Round(100*time.Millisecond))
+	local := lc.Gateway.LoadBalancerLocalURL(e.doc.Resources.LoadBalancer.DNSName)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 6 {
+		resp, err := client.Get(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) == victimPage {
+			t.Errorf("after %s stopped: %d %q; want only the other instances' pages", victim, resp.StatusCode, body)
+		}
+	}
+}
+
 func sorted(s []string) []string {
 	out := slices.Clone(s)
 	sort.Strings(out)
@@ -475,7 +529,8 @@ func TestFleets(t *testing.T) {
 	t.Run("DefaultInput", func(t *testing.T) {
 		t.Parallel()
 		e := start(t, primary, "e2e-default", localInput(t, nil)).wait(t).succeeded(t)
-		checkFleet(t, e, 2)
+		r := checkFleet(t, e, 2)
+		stoppedBehindItsBack(t, e, r)
 	})
 
 	// A page template with markup, an ampersand, quotes and the hostname twice is
