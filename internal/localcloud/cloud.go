@@ -171,9 +171,9 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 	c.Timings.Moto = time.Since(t)
 	goarch := runtime.GOARCH
 	c.Gateway, err = NewGateway(GatewayOptions{
-		Upstream:     c.Moto.Endpoint(),
-		Region:       opts.Region,
-		LogWriter:    logw,
+		Upstream:       c.Moto.Endpoint(),
+		Region:         opts.Region,
+		LogWriter:      logw,
 		GuestOSDelay:   opts.GuestOSDelay,
 		OnLoadBalancer: opts.OnLoadBalancer,
 		// Deterministic zips: the deployed CodeSha256 matches the local file, so the
