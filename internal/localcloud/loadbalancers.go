@@ -412,6 +412,19 @@ func (g *Gateway) deregister(tgARN, region string, ids []string) {
 // healthCheck checks one target every interval until it is deregistered.
 func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, th *targetHealth) {
 	client := &http.Client{Timeout: tg.timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	// Whether the instance's groups admit the load balancer is read again every 5
+	// checks, not at each: two describes per target per check would swamp moto with a
+	// large fleet, and a rule change still takes effect within a few intervals.
+	var (
+		admitted  bool
+		admitRead time.Time
+	)
+	admits := func(a *albStandIn) bool {
+		if admitRead.IsZero() || time.Since(admitRead) >= 5*tg.interval {
+			admitted, admitRead = g.instanceAdmits(ctx, id, a, tg), time.Now()
+		}
+		return admitted
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -428,7 +441,7 @@ func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, t
 			g.lbs.mu.Unlock()
 			continue
 		}
-		reason, description := g.checkOnce(ctx, client, tg, a, id)
+		reason, description := g.checkOnce(ctx, client, tg, admits(a), id)
 		g.lbs.mu.Lock()
 		if ctx.Err() != nil {
 			g.lbs.mu.Unlock()
@@ -457,9 +470,9 @@ func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, t
 }
 
 // checkOnce is one health check: "" when it passed, else AWS's reason code and words.
-func (g *Gateway) checkOnce(ctx context.Context, client *http.Client, tg *targetGroup, a *albStandIn, id string) (reason, description string) {
+func (g *Gateway) checkOnce(ctx context.Context, client *http.Client, tg *targetGroup, admitted bool, id string) (reason, description string) {
 	addr := g.InstanceAddress(id)
-	if addr == "" || !g.instanceAdmits(ctx, id, a, tg) {
+	if addr == "" || !admitted {
 		// Nothing listens, or the instance's security groups drop the load
 		// balancer's packets: the check is not answered in time.
 		return string(elbtypes.TargetHealthReasonEnumTimeout), "Request timed out"
