@@ -14,12 +14,10 @@ package localcloud
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,14 +66,7 @@ func decodeUserData(param string) string {
 	if err != nil {
 		return ""
 	}
-	if len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-		if zr, err := gzip.NewReader(bytes.NewReader(raw)); err == nil {
-			if b, err := io.ReadAll(io.LimitReader(zr, 1<<20)); err == nil {
-				raw = b
-			}
-		}
-	}
-	return string(raw)
+	return string(gunzipped(raw, 1<<20))
 }
 
 // FailGuestOS makes the next n launches with amifleet's user data never stop, as if
@@ -113,10 +104,7 @@ func (g *Gateway) guestLaunched(launch guestLaunch, body []byte) {
 		return
 	}
 	g.guest.mu.Lock()
-	fail := g.guest.failNext > 0
-	if fail {
-		g.guest.failNext--
-	}
+	fail := takeOne(&g.guest.failNext)
 	g.guest.mu.Unlock()
 	if fail {
 		g.log.Info("guest OS: user data script fails, instances keep running", "instances", ids)
@@ -199,10 +187,13 @@ func (g *Gateway) runUserData(ctx context.Context, script string, ids []string, 
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
 			id := aws.ToString(in.InstanceId)
-			required := in.MetadataOptions != nil && in.MetadataOptions.HttpTokens == ec2types.HttpTokensStateRequired
-			g.imds.register(id, aws.ToString(in.PrivateDnsName), required)
+			g.registerMetadata(in)
 			disk := g.InstanceDisk(id)
-			if err := g.runPageWriter(ctx, disk, writer, id); err != nil {
+			err := installPageWriter(disk, writer)
+			if err == nil {
+				err = g.runPageWriter(ctx, disk, id)
+			}
+			if err != nil {
 				g.log.Error("guest OS: page writer failed, the instance keeps running", "instance", id, "error", err.Error())
 				continue
 			}
@@ -218,16 +209,36 @@ func (g *Gateway) InstanceDisk(instanceID string) string {
 	return filepath.Join(g.workDir, "disks", instanceID)
 }
 
-// runPageWriter installs writer on disk as the user data does, and runs it there with
-// the instance's metadata service, in a bounded time.
-func (g *Gateway) runPageWriter(ctx context.Context, disk, writer, instanceID string) error {
+// registerMetadata gives the instance its metadata: its private DNS name as its
+// hostname, and whether its HttpTokens require IMDSv2.
+func (g *Gateway) registerMetadata(in ec2types.Instance) {
+	required := in.MetadataOptions != nil && in.MetadataOptions.HttpTokens == ec2types.HttpTokensStateRequired
+	g.imds.register(aws.ToString(in.InstanceId), aws.ToString(in.PrivateDnsName), required)
+}
+
+// takeOne uses up one of the next n faults: it reports whether *n was above 0, and
+// counts it down. Callers hold the lock that guards n.
+func takeOne(n *int) bool {
+	if *n <= 0 {
+		return false
+	}
+	*n--
+	return true
+}
+
+// installPageWriter puts writer on disk where the user data installs it.
+func installPageWriter(disk, writer string) error {
 	path := filepath.Join(disk, userdata.PageWriterPath)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, []byte(writer), 0o755); err != nil {
-		return err
-	}
+	return os.WriteFile(path, []byte(writer), 0o755)
+}
+
+// runPageWriter runs the page writer installed on disk, with the instance's metadata
+// service, in a bounded time.
+func (g *Gateway) runPageWriter(ctx context.Context, disk, instanceID string) error {
+	path := filepath.Join(disk, userdata.PageWriterPath)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", path)

@@ -23,9 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amifleet/amifleet/internal/userdata"
 )
@@ -34,7 +32,7 @@ import (
 type instancePlane struct {
 	mu        sync.Mutex
 	failBoots int                           // the next launches from a carried image whose software does not come up
-	images    map[string]string             // AMI id → the disk it carries
+	images    map[string]bool               // AMIs that carry a disk (at imageDisk)
 	serving   map[string]*httpdStandIn      // instance id → its web server, while running
 	booting   map[string]context.CancelFunc // instance id → a boot in progress
 }
@@ -83,7 +81,7 @@ func (g *Gateway) instancesChanged(call apiCall, body []byte) {
 		g.recordImage(call.Form.Get("InstanceId"), resp.ImageID)
 	case "RunInstances":
 		g.instances.mu.Lock()
-		_, carried := g.instances.images[call.Form.Get("ImageId")]
+		carried := g.instances.images[call.Form.Get("ImageId")]
 		g.instances.mu.Unlock()
 		if !carried {
 			return
@@ -98,10 +96,7 @@ func (g *Gateway) instancesChanged(call apiCall, body []byte) {
 				continue
 			}
 			g.instances.mu.Lock()
-			fail := g.instances.failBoots > 0
-			if fail {
-				g.instances.failBoots--
-			}
+			fail := takeOne(&g.instances.failBoots)
 			g.instances.mu.Unlock()
 			if fail {
 				g.log.Info("data plane: boot fails, httpd does not come up", "instance", in.InstanceID)
@@ -140,9 +135,9 @@ func (g *Gateway) recordImage(instanceID, imageID string) {
 	}
 	g.instances.mu.Lock()
 	if g.instances.images == nil {
-		g.instances.images = map[string]string{}
+		g.instances.images = map[string]bool{}
 	}
-	g.instances.images[imageID] = g.imageDisk(imageID)
+	g.instances.images[imageID] = true
 	g.instances.mu.Unlock()
 	g.log.Info("data plane: image carries the disk", "image", imageID, "instance", instanceID)
 }
@@ -177,14 +172,12 @@ func (g *Gateway) bootNow(ctx context.Context, id string, optFns ...func(*ec2.Op
 	if len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
 		return errors.New("not found")
 	}
-	in := out.Reservations[0].Instances[0]
-	required := in.MetadataOptions != nil && in.MetadataOptions.HttpTokens == ec2types.HttpTokensStateRequired
-	g.imds.register(id, aws.ToString(in.PrivateDnsName), required)
+	g.registerMetadata(out.Reservations[0].Instances[0])
 	disk := g.InstanceDisk(id)
 	// The boot unit: the writer the image carries. httpd starts whatever it did (the
 	// unit is ordered before httpd, not required by it).
-	if writer, err := os.ReadFile(filepath.Join(disk, userdata.PageWriterPath)); err == nil {
-		if err := g.runPageWriter(ctx, disk, string(writer), id); err != nil {
+	if _, err := os.Stat(filepath.Join(disk, userdata.PageWriterPath)); err == nil {
+		if err := g.runPageWriter(ctx, disk, id); err != nil {
 			g.log.Error("data plane: page writer failed at boot", "instance", id, "error", err.Error())
 		}
 	}

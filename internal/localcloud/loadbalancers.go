@@ -85,47 +85,47 @@ func (g *Gateway) scaled(d time.Duration) time.Duration {
 // LoadBalancerLocalURL is the local URL of the load balancer whose DNS name is dnsName
 // ("" when it has no listener here).
 func (g *Gateway) LoadBalancerLocalURL(dnsName string) string {
-	g.lbs.mu.Lock()
-	defer g.lbs.mu.Unlock()
-	for _, a := range g.lbs.byARN {
-		if strings.EqualFold(a.dnsName, dnsName) {
-			return "http://" + a.addr + "/"
-		}
+	if a := g.loadBalancerNamed(dnsName); a != nil {
+		return "http://" + a.addr + "/"
 	}
 	return ""
 }
 
-// isLoadBalancerRequest reports whether r is an HTTP request for a load balancer's DNS
-// name (the gateway used as an HTTP proxy).
-func isLoadBalancerRequest(r *http.Request) bool {
-	host := r.Host
-	if r.URL.IsAbs() {
-		host = r.URL.Host
+// loadBalancerNamed is the listening load balancer whose DNS name is dnsName, or nil.
+func (g *Gateway) loadBalancerNamed(dnsName string) *albStandIn {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	for _, a := range g.lbs.byARN {
+		if strings.EqualFold(a.dnsName, dnsName) {
+			return a
+		}
 	}
-	h, _, err := net.SplitHostPort(host)
-	if err != nil {
-		h = host
-	}
-	return strings.HasSuffix(strings.ToLower(h), ".elb.amazonaws.com")
+	return nil
 }
 
-// serveLoadBalancer answers a proxied request for a load balancer's DNS name.
-func (g *Gateway) serveLoadBalancer(w http.ResponseWriter, r *http.Request) {
+// requestHost is the host a request is for, without its port: the absolute URL's for
+// a proxied request, else the Host header's.
+func requestHost(r *http.Request) string {
 	host := r.Host
 	if r.URL.IsAbs() {
 		host = r.URL.Host
 	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+		return h
 	}
-	g.lbs.mu.Lock()
-	var a *albStandIn
-	for _, cand := range g.lbs.byARN {
-		if strings.EqualFold(cand.dnsName, host) {
-			a = cand
-		}
-	}
-	g.lbs.mu.Unlock()
+	return host
+}
+
+// isLoadBalancerRequest reports whether r is an HTTP request for a load balancer's DNS
+// name (the gateway used as an HTTP proxy).
+func isLoadBalancerRequest(r *http.Request) bool {
+	return strings.HasSuffix(strings.ToLower(requestHost(r)), ".elb.amazonaws.com")
+}
+
+// serveLoadBalancer answers a proxied request for a load balancer's DNS name.
+func (g *Gateway) serveLoadBalancer(w http.ResponseWriter, r *http.Request) {
+	host := requestHost(r)
+	a := g.loadBalancerNamed(host)
 	if a == nil {
 		http.Error(w, "amifleet gateway: no load balancer listens at "+host, http.StatusBadGateway)
 		return

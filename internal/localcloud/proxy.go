@@ -77,7 +77,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		return err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	body = gunzipped(body)
+	body = gunzipped(body, 0)
 	if w.call.Region == "" {
 		w.call.Region = g.opts.Region
 	}
@@ -99,11 +99,16 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// gunzipped is body, unzipped if it is gzip.
-func gunzipped(body []byte) []byte {
+// gunzipped is body, unzipped if it is gzip (at most limit bytes of it when limit > 0);
+// body itself when it is not, or does not unzip.
+func gunzipped(body []byte, limit int64) []byte {
 	if len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b {
 		if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
-			if b, err := io.ReadAll(zr); err == nil {
+			var r io.Reader = zr
+			if limit > 0 {
+				r = io.LimitReader(zr, limit)
+			}
+			if b, err := io.ReadAll(r); err == nil {
 				return b
 			}
 		}
