@@ -54,6 +54,9 @@ type Options struct {
 	GuestOSDelay time.Duration
 	// OnLoadBalancer: see GatewayOptions.
 	OnLoadBalancer func(dnsName, localURL string)
+	// Lenient names the strict checks to turn off (Strictness.Relax: "iam,quota",
+	// "all"); every check is on by default.
+	Lenient string
 }
 
 // Timings says how long Up's steps took.
@@ -141,6 +144,10 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 	}()
 
 	// Checked first, so that these fail in a second, not after a build.
+	strict := DefaultStrictness()
+	if err := strict.Relax(opts.Lenient); err != nil {
+		return c, err
+	}
 	if opts.StateFile != "" {
 		if st, err := ReadState(opts.StateFile); err == nil && st.alive() {
 			return c, errAlreadyRunning(st)
@@ -171,6 +178,7 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 	c.Timings.Moto = time.Since(t)
 	goarch := runtime.GOARCH
 	c.Gateway, err = NewGateway(GatewayOptions{
+		Strict:         strict,
 		Upstream:       c.Moto.Endpoint(),
 		Region:         opts.Region,
 		LogWriter:      logw,

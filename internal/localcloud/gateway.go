@@ -68,6 +68,9 @@ type GatewayOptions struct {
 	// OnLoadBalancer, when set, is told each load balancer that starts listening, with
 	// its local URL (`amifleet local up` prints them).
 	OnLoadBalancer func(dnsName, localURL string)
+	// Strict says where the gateway refuses what AWS refuses (strict.go); the zero
+	// value refuses nothing.
+	Strict Strictness
 }
 
 // Gateway is the local cloud's endpoint; see the file's comment. It is an
@@ -240,6 +243,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.faults.count(call.key())
+	if g.strictRefuses(w, r, call) {
+		return
+	}
 	if f := g.faults.takeAPIFault(call.key()); f != nil {
 		g.log.Info("fault injected", "call", call.key(), "code", f.Code)
 		writeAPIError(w, call, f.Code, f.Message, f.Status)

@@ -81,6 +81,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if w.call.Region == "" {
 		w.call.Region = g.opts.Region
 	}
+	g.strictSaw(w.call, body)
 	if w.launch != nil {
 		w.launch.region = w.call.Region
 		g.guestLaunched(*w.launch, body)
