@@ -37,6 +37,10 @@ type Results struct {
 	Runs    *RunResults    `json:"runs,omitempty"`
 }
 
+// lenient names the local cloud's strict checks to turn off (-lenient); all are on by
+// default.
+var lenient string
+
 func main() {
 	var (
 		parts       = flag.String("parts", "lambdas,runs", "what to measure: lambdas, runs, or both (comma-separated)")
@@ -49,6 +53,7 @@ func main() {
 		warmRuns    = flag.Int("warm", 20, "warm invocations after each cold start")
 		logPath     = flag.String("log", "", "where builds, the CDK CLI, moto and the functions write (default: a temporary file)")
 	)
+	flag.StringVar(&lenient, "lenient", "", "strict checks of the local cloud to turn off (iam, offerings, quota, tokens, consistency, eni, or all)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -84,7 +89,7 @@ func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath
 				}
 				res.Lambdas = l
 			case "runs":
-				r, err := measureRuns(ctx, root, counts, logw)
+				r, err := measureRuns(ctx, root, counts, lenient, logw)
 				if r != nil {
 					res.Runs = r
 				}

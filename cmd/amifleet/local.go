@@ -19,11 +19,14 @@ import (
 // localFlags are what every `local` subcommand that starts the cloud takes; the
 // global --region (default us-east-1 here) is where the stack is deployed.
 type localFlags struct {
-	port int
+	port    int
+	lenient string
 }
 
 func (lf *localFlags) add(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&lf.port, "port", localcloud.DefaultGatewayPort, "the local cloud's endpoint port on 127.0.0.1")
+	cmd.Flags().StringVar(&lf.lenient, "lenient", "", "turn off strict checks, to find which one bites (comma-separated: "+
+		strings.Join(localcloud.StrictChecks(), ", ")+", or all); by default the local cloud refuses what AWS refuses")
 }
 
 func localCmd(g *globals) *cobra.Command {
@@ -50,6 +53,7 @@ func startLocal(ctx context.Context, g *globals, lf localFlags, stateFile string
 	fmt.Fprintf(g.stderr, "amifleet local: the emulator's, the gateway's and the functions' log: %s\n", logf.Name())
 	c, err := localcloud.Up(ctx, localcloud.Options{
 		Port:      lf.port,
+		Lenient:   lf.lenient,
 		Region:    g.region, // empty: localcloud.DefaultRegion
 		Progress:  g.stderr,
 		LogWriter: logf,

@@ -57,6 +57,9 @@ type Options struct {
 	// Lenient names the strict checks to turn off (Strictness.Relax: "iam,quota",
 	// "all"); every check is on by default.
 	Lenient string
+	// VCPULimit, when above 0, replaces DefaultVCPULimit (a fleet bigger than the
+	// default quota: as a user asks AWS for an increase).
+	VCPULimit int
 }
 
 // Timings says how long Up's steps took.
@@ -145,6 +148,9 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 
 	// Checked first, so that these fail in a second, not after a build.
 	strict := DefaultStrictness()
+	if opts.VCPULimit > 0 {
+		strict.VCPULimit = opts.VCPULimit
+	}
 	if err := strict.Relax(opts.Lenient); err != nil {
 		return c, err
 	}
