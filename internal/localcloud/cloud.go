@@ -185,6 +185,7 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 	goarch := runtime.GOARCH
 	c.Gateway, err = NewGateway(GatewayOptions{
 		Strict:         strict,
+		Root:           root,
 		Upstream:       c.Moto.Endpoint(),
 		Region:         opts.Region,
 		LogWriter:      logw,

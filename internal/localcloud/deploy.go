@@ -7,12 +7,15 @@ package localcloud
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -69,12 +72,14 @@ func checkNode() error {
 	return nil
 }
 
-// ensureCLI installs the pinned CDK CLI (npm ci) when node_modules lacks it.
+// ensureCLI installs the Node packages pinned in package.json (the CDK CLI, the IAM
+// evaluator) with npm ci when node_modules lacks one of them at its pinned version.
 func (d *deployer) ensureCLI(ctx context.Context, stepf func(string, ...any)) error {
-	if fileExists(d.cli) {
+	missing := missingNodePackages(d.root)
+	if fileExists(d.cli) && len(missing) == 0 {
 		return nil
 	}
-	stepf("installing the CDK CLI pinned in package.json (npm ci)")
+	stepf("installing the Node packages pinned in package.json (npm ci): %s", strings.Join(missing, ", "))
 	if err := runLogged(ctx, d.root, d.logw, nil, "npm", "ci", "--no-audit", "--no-fund"); err != nil {
 		return fmt.Errorf("installing the CDK CLI: %w", err)
 	}
@@ -109,10 +114,16 @@ func (d *deployer) env(region string) []string {
 	)
 }
 
+// LocalCreateTimeoutSeconds is the create functions' timeout in the local cloud, where
+// a create takes a second: Cleanup waits it out after a failed Parallel branch, as it
+// waits out the stack's 120 s on AWS.
+const LocalCreateTimeoutSeconds = 20
+
 // synth builds and runs the CDK app once, into the assembly directory.
 func (d *deployer) synth(ctx context.Context) error {
 	err := runLogged(ctx, d.root, d.logw, d.env(DefaultRegion), d.cli, "synth", "--quiet",
-		"--output", d.assembly, "-c", "local=true", "-c", "arch="+d.arch)
+		"--output", d.assembly, "-c", "local=true", "-c", "arch="+d.arch,
+		"-c", "createTimeoutSeconds="+strconv.Itoa(LocalCreateTimeoutSeconds))
 	if err != nil {
 		return fmt.Errorf("cdk synth: %w", err)
 	}
@@ -156,4 +167,28 @@ func (c *Cloud) readStack(ctx context.Context, region string) (Stack, error) {
 		return Stack{}, errors.New("the deployed stack has no " + OutputPipelineARN + " or " + OutputTeardownARN + " output")
 	}
 	return s, nil
+}
+
+// missingNodePackages lists package.json's devDependencies that node_modules does not
+// hold at their pinned version.
+func missingNodePackages(root string) []string {
+	var pkg struct {
+		DevDependencies map[string]string `json:"devDependencies"`
+	}
+	b, err := os.ReadFile(filepath.Join(root, "package.json"))
+	if err != nil || json.Unmarshal(b, &pkg) != nil {
+		return []string{"package.json unreadable"}
+	}
+	var missing []string
+	for name, version := range pkg.DevDependencies {
+		var got struct {
+			Version string `json:"version"`
+		}
+		b, err := os.ReadFile(filepath.Join(root, "node_modules", name, "package.json"))
+		if err != nil || json.Unmarshal(b, &got) != nil || got.Version != version {
+			missing = append(missing, name+"@"+version)
+		}
+	}
+	sort.Strings(missing)
+	return missing
 }

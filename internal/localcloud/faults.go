@@ -234,6 +234,9 @@ type guestOSFault struct {
 //	POST   /_amifleet/crash      a CrashFault
 //	POST   /_amifleet/guestos    {"failNext": N}
 //	GET    /_amifleet/functions  {"us-east-1/name": RuntimeStats}
+//	GET    /_amifleet/iam          IAMRecord: what the IAM check evaluated
+//	GET    /_amifleet/iam/denials  []IAMDenial: the calls it refused
+//	DELETE /_amifleet/iam          forget both
 func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 	what := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, controlPrefix), "/")
 	decode := func(v any) bool {
@@ -285,6 +288,13 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case "GET functions":
 		writeJSON(w, g.FunctionStats())
+	case "GET iam":
+		writeJSON(w, g.IAMRecord())
+	case "GET iam/denials":
+		writeJSON(w, g.Denials())
+	case "DELETE iam":
+		g.ResetIAMRecord()
+		w.WriteHeader(http.StatusNoContent)
 	default:
 		http.Error(w, "unknown control call "+r.Method+" "+r.URL.Path, http.StatusNotFound)
 	}
@@ -374,4 +384,23 @@ func (c ControlClient) Functions(ctx context.Context) (map[string]RuntimeStats, 
 	var out map[string]RuntimeStats
 	err := c.do(ctx, http.MethodGet, "functions", nil, &out)
 	return out, err
+}
+
+// IAMRecord reads what the gateway's IAM check evaluated.
+func (c ControlClient) IAMRecord(ctx context.Context) (IAMRecord, error) {
+	var out IAMRecord
+	err := c.do(ctx, http.MethodGet, "iam", nil, &out)
+	return out, err
+}
+
+// IAMDenials reads the calls the gateway's IAM check refused.
+func (c ControlClient) IAMDenials(ctx context.Context) ([]IAMDenial, error) {
+	var out []IAMDenial
+	err := c.do(ctx, http.MethodGet, "iam/denials", nil, &out)
+	return out, err
+}
+
+// ResetIAMRecord makes the gateway's IAM check forget what it recorded.
+func (c ControlClient) ResetIAMRecord(ctx context.Context) error {
+	return c.do(ctx, http.MethodDelete, "iam", nil, nil)
 }

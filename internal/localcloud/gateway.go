@@ -71,6 +71,10 @@ type GatewayOptions struct {
 	// Strict says where the gateway refuses what AWS refuses (strict.go); the zero
 	// value refuses nothing.
 	Strict Strictness
+	// Root is the amifleet repository, whose node_modules holds the IAM evaluator's
+	// packages (Strict.IAM, iam.go); empty means the one that holds the working
+	// directory (RepoRoot).
+	Root string
 }
 
 // Gateway is the local cloud's endpoint; see the file's comment. It is an
@@ -108,6 +112,8 @@ type Gateway struct {
 	instances instancePlane
 	lbs       lbPlane
 	elb       *elb.Client
+	strict    strictState // what the strict checks remember (strict_ec2.go)
+	iam       iamState    // the IAM check's evaluator, policies and record (iam.go)
 }
 
 // NewGateway returns a gateway in front of opts.Upstream. Call Start or Serve, then
@@ -212,6 +218,7 @@ func (g *Gateway) Close() error {
 		f.rt.Close()
 	}
 	g.closeLoadBalancers()
+	g.iam.close()
 	g.bg.Wait()
 	g.closeInstances()
 	if cerr := g.imds.close(); err == nil {
@@ -246,6 +253,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.strictRefuses(w, r, call) {
 		return
 	}
+	g.serveAPI(w, r, call)
+}
+
+// serveAPI answers an API call the strict checks let through: an injected fault,
+// Lambda Invoke, or moto's answer.
+func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall) {
 	if f := g.faults.takeAPIFault(call.key()); f != nil {
 		g.log.Info("fault injected", "call", call.key(), "code", f.Code)
 		writeAPIError(w, call, f.Code, f.Message, f.Status)

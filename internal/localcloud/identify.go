@@ -31,6 +31,9 @@ type apiCall struct {
 	Protocol string
 	// Form is a query-protocol request's parameters.
 	Form url.Values
+	// AccessKey is the access key ID the request is signed with ("" when unsigned):
+	// a function's own (functionAccessKey) or anyone else's.
+	AccessKey string
 }
 
 func (c apiCall) key() string { return c.Service + ":" + c.Action }
@@ -51,7 +54,7 @@ func identify(r *http.Request) (apiCall, error) {
 	}
 	// access-key/date/region/service/aws4_request
 	if parts := strings.Split(scope, "/"); len(parts) == 5 {
-		c.Region, c.Service = parts[2], parts[3]
+		c.AccessKey, c.Region, c.Service = parts[0], parts[2], parts[3]
 	}
 
 	form := r.URL.Query()

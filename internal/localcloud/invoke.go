@@ -135,6 +135,7 @@ func (g *Gateway) function(ctx context.Context, region, name string) (*deployedF
 	}
 	sha := *conf.CodeSha256
 	env := functionEnv(conf, region, g.url)
+	g.iam.learnFunction(region, conf)
 	fingerprint := envFingerprint(env, conf)
 	key := region + "/" + aws.ToString(conf.FunctionName)
 
@@ -182,8 +183,10 @@ func (g *Gateway) function(ctx context.Context, region, name string) (*deployedF
 }
 
 // functionEnv is a function's environment as Lambda gives it: its own variables, then
-// the reserved ones, with fake credentials and AWS_ENDPOINT_URL pointing back at the
-// gateway so that every call the function makes goes through it.
+// the reserved ones, with AWS_ENDPOINT_URL pointing back at the gateway so that every
+// call the function makes goes through it, and credentials of its own, as a Lambda
+// gets its role's session: the access key (functionAccessKey) tells the gateway whose
+// call it is, and so which role's policies the strict cloud evaluates it against.
 func functionEnv(conf *lambdatypes.FunctionConfiguration, region, gatewayURL string) map[string]string {
 	env := map[string]string{}
 	if conf.Environment != nil {
@@ -203,7 +206,7 @@ func functionEnv(conf *lambdatypes.FunctionConfiguration, region, gatewayURL str
 	for k, v := range map[string]string{
 		"AWS_REGION":            region,
 		"AWS_DEFAULT_REGION":    region,
-		"AWS_ACCESS_KEY_ID":     "amifleet-local",
+		"AWS_ACCESS_KEY_ID":     functionAccessKey(region, name),
 		"AWS_SECRET_ACCESS_KEY": "amifleet-local",
 		"AWS_SESSION_TOKEN":     "amifleet-local",
 		"AWS_ENDPOINT_URL":      gatewayURL,

@@ -521,9 +521,19 @@ func (g *Gateway) instanceAdmits(ctx context.Context, instanceID string, a *albS
 	if err != nil || len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
 		return false
 	}
+	inst := out.Reservations[0].Instances[0]
 	var groups []string
-	for _, sg := range out.Reservations[0].Instances[0].SecurityGroups {
+	for _, sg := range inst.SecurityGroups {
 		groups = append(groups, aws.ToString(sg.GroupId))
+	}
+	// An instance launched with its groups on a network interface: moto lists them
+	// there only (on AWS the instance's groups are its primary interface's).
+	for _, ni := range inst.NetworkInterfaces {
+		for _, sg := range ni.Groups {
+			if id := aws.ToString(sg.GroupId); !slices.Contains(groups, id) {
+				groups = append(groups, id)
+			}
+		}
 	}
 	if len(groups) == 0 {
 		// moto lists none for an instance launched without groups; on AWS it has the

@@ -45,7 +45,8 @@ func localhostForLoopback(host string) string {
 }
 
 // watchedCall is a call whose answer the gateway reads on its way back: the guest OS
-// and the instances' data plane follow the EC2 and ELB calls that change what runs.
+// and the instances' data plane follow the EC2 and ELB calls that change what runs, and
+// the strict checks the creates and deletes they follow.
 type watchedCall struct {
 	call   apiCall
 	launch *guestLaunch // a RunInstances with amifleet's user data
@@ -57,6 +58,8 @@ type watchKey struct{}
 func watched(c apiCall) bool {
 	switch c.Service + ":" + c.Action {
 	case "ec2:RunInstances", "ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances", "ec2:CreateImage",
+		// creates the strict cloud's consistency check follows (strict_consistency.go)
+		"ec2:CreateSecurityGroup", "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup",
 		"elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteLoadBalancer",
 		"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
 		"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:DescribeTargetHealth":
