@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
 const succeededOutput = `{"runId":"ci-1","config":{},"resources":{"loadBalancer":{"targetGroupArn":"arn:tg","loadBalancerArn":"arn:alb","dnsName":"amifleet-ci-1-alb-1.us-east-1.elb.amazonaws.com"},"fleet":{"replicaInstanceIds":["i-2","i-3"],"instanceIds":["i-1","i-2","i-3"]}}}`
@@ -219,9 +221,13 @@ func TestTeardown(t *testing.T) {
 		code  int
 	}{
 		{"ci-1", ExitOK},
+		// The run id of a name that is not its own ("Demo"): a slug, "-x", 8 hex.
+		{"demo-x8a2cc067", ExitOK},
 		{"CI-1", ExitUsage},
 		{"", ExitUsage},
 		{"a-run-id-much-too-long-to-be-one", ExitUsage},
+		{"demo-X8A2CC067", ExitUsage},
+		{"demo--8a2cc067", ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.runID, func(t *testing.T) {
@@ -241,11 +247,12 @@ func TestTeardown(t *testing.T) {
 				t.Fatalf("%d starts", len(f.starts))
 			}
 			s := f.starts[0]
-			if aws.ToString(s.StateMachineArn) != testTeardownARN || aws.ToString(s.Name) != "teardown-ci-1-20261127T130000Z" || aws.ToString(s.Input) != `{"runId":"ci-1"}` {
+			name := "teardown-" + tt.runID + "-20261127T130000Z"
+			if aws.ToString(s.StateMachineArn) != testTeardownARN || aws.ToString(s.Name) != name || aws.ToString(s.Input) != `{"runId":"`+tt.runID+`"}` {
 				t.Errorf("StartExecution %s %s %s", aws.ToString(s.StateMachineArn), aws.ToString(s.Name), aws.ToString(s.Input))
 			}
-			if !strings.Contains(stdout.String(), "started teardown-ci-1-20261127T130000Z (run id ci-1)") ||
-				!strings.Contains(stdout.String(), "amifleet watch teardown-ci-1-20261127T130000Z") {
+			if !strings.Contains(stdout.String(), "started "+name+" (run id "+tt.runID+")") ||
+				!strings.Contains(stdout.String(), "amifleet watch "+name) {
 				t.Errorf("stdout:\n%s", stdout.String())
 			}
 		})
@@ -381,6 +388,34 @@ func TestMachines(t *testing.T) {
 		_, err := tt.m.Teardown(ctx)
 		if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Teardown() = %v (exit %d), want exit 2 with %q", err, ExitCode(err), tt.want)
+		}
+	}
+}
+
+// An execution's name given as --run-id is refused, and the error says the run id.
+func TestTeardownOfAnExecutionNameSaysItsRunID(t *testing.T) {
+	f := newFakeSFN()
+	r, _, _ := newRunner(f, FormatText)
+	err := r.Teardown(context.Background(), "Demo", false, time.Minute)
+	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "its run id is demo-x8a2cc067") {
+		t.Fatalf("Teardown(Demo) = %v (exit %d); want exit %d naming the run id demo-x8a2cc067", err, ExitCode(err), ExitUsage)
+	}
+	if len(f.starts) != 0 {
+		t.Errorf("started %d executions", len(f.starts))
+	}
+}
+
+// Every run id the pipeline makes is one --run-id takes, whatever the execution name
+// (a derived run id is not its own name's run id: demo-x8a2cc067 would hash again).
+func TestCheckRunIDTakesEveryRunIDThePipelineMakes(t *testing.T) {
+	for _, name := range []string{"demo", "Demo", "de_mo", "demo-x8a2cc067", "261127-120001-0a0b",
+		"4f0c2a9e-2f55-4d6c-9a1e-7d0f3b8c1e22", "octo-web-3b5c8e1f9d2a4c6b8e0f1a2b3c4d5e6f7a8b9c0d-1"} {
+		id, err := pipeline.RunIDFromExecutionName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckRunID(id); err != nil {
+			t.Errorf("CheckRunID(%q), the run id of %q: %v", id, name, err)
 		}
 	}
 }

@@ -164,14 +164,18 @@ func SanitizeExecutionName(name string) string {
 }
 
 // CheckRunID refuses a run id that the pipeline could not have made (teardown
-// --run-id): it must be its own normal form.
+// --run-id): lowercase letters and digits in groups joined by single dashes, at most
+// 19 characters, as both kinds are (spring-demo, demo-x8a2cc067).
 func CheckRunID(id string) error {
 	if id == "" {
 		return exitf(ExitUsage, "--run-id is required (the run id is in `amifleet run` and `amifleet outputs`)")
 	}
-	norm, err := pipeline.RunIDFromExecutionName(id)
-	if err != nil || norm != id {
-		return exitf(ExitUsage, "--run-id %q is not a run id: lowercase letters, digits and '-', at most %d characters", id, pipeline.MaxRunIDLength)
+	if !pipeline.IsRunID(id) {
+		hint := ""
+		if derived, err := pipeline.RunIDFromExecutionName(id); err == nil && derived != id {
+			hint = fmt.Sprintf(" (if %q is the execution's name, its run id is %s)", id, derived)
+		}
+		return exitf(ExitUsage, "--run-id %q is not a run id: %s%s", id, pipeline.RunIDForm, hint)
 	}
 	return nil
 }

@@ -9,7 +9,10 @@
 // must be renamed there.
 package pipeline
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Document is the one JSON document that flows through the Pipeline state machine.
 // Each stage takes it and returns it with its own part of Resources filled in.
@@ -18,6 +21,13 @@ type Document struct {
 	RunID string `json:"runId"`
 	// Config is the validated input, with every default filled in.
 	Config Config `json:"config"`
+	// TokenSeed is what every idempotency token (RunInstances' ClientToken) of the
+	// run is derived from: Validate makes it from the execution's id and start time,
+	// so it is the same for every retry within one execution, and differs between
+	// any two executions (even two of the same name, or two run ids that look alike).
+	TokenSeed string `json:"tokenSeed,omitempty"`
+	// Placement is where the run's instances may go, as Validate found it.
+	Placement *Placement `json:"placement,omitempty"`
 	// Resources is what the run has created so far.
 	Resources Resources `json:"resources"`
 	// Polls holds the latest answer of each check Lambda (Task ResultPath $.polls.<key>).
@@ -29,6 +39,16 @@ type Document struct {
 	// Error is the run's failure, normalised by Cleanup from Errors, and read by the
 	// final Fail state (ErrorPath $.error.type, CausePath $.error.cause).
 	Error *Failure `json:"error,omitempty"`
+}
+
+// Placement is what Validate learnt of config.instanceType in this region: the
+// zones, among those of the run's subnets, that offer it, and its vCPUs.
+type Placement struct {
+	// Zones offer config.instanceType; the base instance and the replicas go only to
+	// the run's subnets in these zones (the load balancer keeps all of them).
+	Zones []string `json:"zones"`
+	// VCPUs is the instance type's default vCPU count; 0 when unknown.
+	VCPUs int32 `json:"vcpus,omitempty"`
 }
 
 // Resources records what a run created. Parallel branches write disjoint parts
@@ -169,8 +189,12 @@ type PollResult struct {
 	State string `json:"state"`
 	// Reason says, in words, what the check is waiting for or why it is ready.
 	Reason string `json:"reason,omitempty"`
-	// Attempts counts the polls so far, this one included.
+	// Attempts counts the polls so far, this one included. Cleanup does not count
+	// the clean looks that only wait out a create still in flight (CleanSince).
 	Attempts int `json:"attempts"`
+	// CleanSince is Cleanup's: when the first of its clean looks in a row was made.
+	// It is done once a clean look comes late enough after it.
+	CleanSince *time.Time `json:"cleanSince,omitempty"`
 }
 
 // CaughtError is what a Step Functions Catch rule writes: the error name and cause.
@@ -194,9 +218,14 @@ type Failure struct {
 }
 
 // ValidateInput is what the Validate task passes its Lambda: the execution's raw
-// input, and the execution name that the run id is derived from.
+// input, the execution name that the run id is derived from, and the execution's
+// id and start time that the run's idempotency tokens are derived from.
 type ValidateInput struct {
 	ExecutionName string `json:"executionName"`
+	// ExecutionID is the execution's ARN ($$.Execution.Id).
+	ExecutionID string `json:"executionId"`
+	// StartTime is when the execution started ($$.Execution.StartTime, ISO 8601).
+	StartTime string `json:"startTime"`
 	// Input is the user's input, kept raw so that unknown fields and wrong types are
 	// reported by name.
 	Input json.RawMessage `json:"input"`

@@ -24,6 +24,10 @@ const (
 	// ErrResourceFailed is a resource that reached a state it cannot leave
 	// (an AMI "failed", an instance "terminated").
 	ErrResourceFailed = "ResourceFailedError"
+	// ErrCapacity ends a run that EC2 cannot give the instances it asks for: the
+	// account's vCPU quota or instance limit, or AWS's capacity of the type in the
+	// zone once the retries are spent. Never retried by the state machine.
+	ErrCapacity = "CapacityError"
 	// ErrStage is any other failure of a stage (an AWS error no retry can cure).
 	ErrStage = "StageError"
 )
@@ -76,6 +80,19 @@ func (e *ResourceFailedError) Error() string {
 	return fmt.Sprintf("%s is %s: %s", e.Resource, e.State, e.Reason)
 }
 
+// CapacityError is a launch that the account's quota or AWS's capacity refuses, or
+// that Validate refuses up front because the quota cannot hold it. Its message names
+// the quota, the instance type and the vCPUs asked for.
+type CapacityError struct {
+	Stage string
+	// Code is EC2's error code (VcpuLimitExceeded, InstanceLimitExceeded,
+	// InsufficientInstanceCapacity), or "" when Validate refused the run up front.
+	Code    string
+	Message string
+}
+
+func (e *CapacityError) Error() string { return e.Message }
+
 // StageError is a stage's failure that no retry can cure.
 type StageError struct {
 	Stage string
@@ -97,6 +114,7 @@ func (e *BadInputError) errorName() string       { return ErrBadInput }
 func (e *RetryableError) errorName() string      { return ErrRetryable }
 func (e *WaitTimedOutError) errorName() string   { return ErrWaitTimedOut }
 func (e *ResourceFailedError) errorName() string { return ErrResourceFailed }
+func (e *CapacityError) errorName() string       { return ErrCapacity }
 func (e *StageError) errorName() string          { return ErrStage }
 
 // BadInputError names a field, not a stage.
@@ -120,6 +138,12 @@ func (e *ResourceFailedError) defaultStage(stage string) {
 	}
 }
 
+func (e *CapacityError) defaultStage(stage string) {
+	if e.Stage == "" {
+		e.Stage = stage
+	}
+}
+
 func (e *StageError) defaultStage(stage string) {
 	if e.Stage == "" {
 		e.Stage = stage
@@ -128,9 +152,10 @@ func (e *StageError) defaultStage(stage string) {
 
 // byPrecedence finds each named type anywhere in an error's chain, in the order
 // that wins when a chain holds several: bad input first, wherever it is wrapped,
-// because it must never be retried.
+// because it must never be retried, and a capacity error before a retryable one
+// for the same reason.
 var byPrecedence = []func(error) namedError{
-	as[*BadInputError], as[*RetryableError], as[*WaitTimedOutError], as[*ResourceFailedError], as[*StageError],
+	as[*BadInputError], as[*CapacityError], as[*RetryableError], as[*WaitTimedOutError], as[*ResourceFailedError], as[*StageError],
 }
 
 func as[T namedError](err error) namedError {

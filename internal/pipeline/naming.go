@@ -38,11 +38,41 @@ func ResourceName(runID, role string) string {
 	return NamePrefix + runID + "-" + role
 }
 
-// RunIDFromExecutionName derives the run id from a Step Functions execution name:
-// lowercase, every character outside [a-z0-9-] turned into '-', runs of '-' folded,
-// and, when longer than MaxRunIDLength, cut and ended with a short hash of the whole
-// name so that two long names still differ.
+// RunIDHashLength is the number of hex digits of the hash that ends a derived run id.
+const RunIDHashLength = 8
+
+// runIDHashMark comes between a derived run id's slug and its hash: demo-x8a2cc067.
+// No other run id ends in "-x" and RunIDHashLength hex digits: a name that does is
+// derived too, never its own run id.
+const runIDHashMark = "-x"
+
+// maxRunIDSlug is the longest slug a derived run id keeps before "-x<hash>".
+const maxRunIDSlug = MaxRunIDLength - len(runIDHashMark) - RunIDHashLength
+
+// RunIDForm says what a run id looks like, for messages that refuse one.
+var RunIDForm = fmt.Sprintf("lowercase letters and digits in groups joined by single dashes, at most %d characters", MaxRunIDLength)
+
+// RunIDFromExecutionName derives the run id from a Step Functions execution name,
+// one to one (up to a collision of a 32-bit hash), so that two executions never
+// share resources, tags or idempotency tokens:
+//
+//   - a name that is already a run id (IsRunID: lowercase letters and digits, single
+//     dashes between them, at most MaxRunIDLength characters, as the CLI's
+//     yymmdd-hhmmss-xxxx names are) is its own run id, unless it ends in "-x" and
+//     RunIDHashLength hex digits, the mark of the other kind;
+//   - any other name (Demo, de_mo, a console UUID, a long CI name) becomes a slug of
+//     it (lowercased, every character outside [a-z0-9] turned into '-', runs of '-'
+//     folded, cut to fit), "-x" and the first RunIDHashLength hex digits of the
+//     SHA-256 of the exact name: "Demo" gives demo-x8a2cc067, never demo.
+//
+// The two kinds never meet: only the second ends in -x<hash>. Both keep ELBv2's rules
+// for amifleet-<runId>-tg: letters, digits and single dashes (a target group name
+// may not hold "--"). A name with no ASCII letter or digit is refused: it leaves
+// nothing to read in the resources' names.
 func RunIDFromExecutionName(name string) (string, error) {
+	if IsRunID(name) && !hasHashMark(name) {
+		return name, nil
+	}
 	var b strings.Builder
 	dash := true // drops leading dashes
 	for _, r := range strings.ToLower(name) {
@@ -54,14 +84,52 @@ func RunIDFromExecutionName(name string) (string, error) {
 			dash = true
 		}
 	}
-	id := strings.TrimRight(b.String(), "-")
-	if id == "" {
+	slug := strings.TrimRight(b.String(), "-")
+	if slug == "" {
 		return "", &BadInputError{Field: "executionName", Message: fmt.Sprintf("%q has no letters or digits to make a run id from", name)}
 	}
-	if len(id) > MaxRunIDLength {
-		sum := sha256.Sum256([]byte(name))
-		suffix := hex.EncodeToString(sum[:])[:6]
-		id = strings.TrimRight(id[:MaxRunIDLength-len(suffix)-1], "-") + "-" + suffix
+	if len(slug) > maxRunIDSlug {
+		slug = strings.TrimRight(slug[:maxRunIDSlug], "-")
 	}
-	return id, nil
+	sum := sha256.Sum256([]byte(name))
+	return slug + runIDHashMark + hex.EncodeToString(sum[:])[:RunIDHashLength], nil
+}
+
+// IsRunID reports whether id has the form of every run id RunIDFromExecutionName
+// makes: one or more groups of lowercase letters and digits joined by single dashes,
+// at most MaxRunIDLength characters (demo, 261127-110304-0a0b, demo-x8a2cc067).
+// Whatever takes a run id from outside (Teardown's input, the CLI's --run-id)
+// checks it with this before using it in a tag filter.
+func IsRunID(id string) bool {
+	if id == "" || len(id) > MaxRunIDLength {
+		return false
+	}
+	dash := true // a leading dash is refused as a double one
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
+			dash = false
+		case c == '-' && !dash:
+			dash = true
+		default:
+			return false
+		}
+	}
+	return !dash
+}
+
+// hasHashMark reports whether id ends as a derived run id does: "-x" and
+// RunIDHashLength lowercase hex digits.
+func hasHashMark(id string) bool {
+	n := len(id) - RunIDHashLength
+	if n < len(runIDHashMark)+1 || id[n-len(runIDHashMark):n] != runIDHashMark {
+		return false
+	}
+	for i := n; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9') && !(c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

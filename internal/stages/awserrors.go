@@ -27,6 +27,12 @@ const (
 	codeSubnetNotFound        = "InvalidSubnetID.NotFound"
 	codeDependencyViolation   = "DependencyViolation"
 	codeInvalidParameterValue = "InvalidParameterValue"
+	codeInvalidInstanceType   = "InvalidInstanceType"
+	// Quota and capacity (capacity.go): never retried by the state machine.
+	codeVCPULimitExceeded     = "VcpuLimitExceeded"
+	codeInstanceLimitExceeded = "InstanceLimitExceeded"
+	// codeInsufficientCapacity is retried by the EC2 client itself (clients.go).
+	codeInsufficientCapacity = "InsufficientInstanceCapacity"
 	// ELBv2
 	codeLoadBalancerNotFound = "LoadBalancerNotFound"
 	codeTargetGroupNotFound  = "TargetGroupNotFound"
@@ -43,19 +49,18 @@ const (
 // consistency right after a create.
 var retryableCodes = func() map[string]bool {
 	codes := map[string]bool{
-		"ServiceUnavailable":           true,
-		"InternalError":                true,
-		"InternalFailure":              true,
-		"InternalServerError":          true, // SSM's
-		"Unavailable":                  true,
-		"InsufficientInstanceCapacity": true,
-		codeInstanceNotFound:           true,
-		codeAMINotFound:                true,
-		codeGroupNotFound:              true,
-		codeSnapshotNotFound:           true,
-		"IncorrectInstanceState":       true,
-		codeDependencyViolation:        true,
-		codeResourceInUse:              true,
+		"ServiceUnavailable":     true,
+		"InternalError":          true,
+		"InternalFailure":        true,
+		"InternalServerError":    true, // SSM's
+		"Unavailable":            true,
+		codeInstanceNotFound:     true,
+		codeAMINotFound:          true,
+		codeGroupNotFound:        true,
+		codeSnapshotNotFound:     true,
+		"IncorrectInstanceState": true,
+		codeDependencyViolation:  true,
+		codeResourceInUse:        true,
 	}
 	for c := range retry.DefaultThrottleErrorCodes {
 		codes[c] = true

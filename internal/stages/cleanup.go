@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 )
@@ -81,22 +82,14 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 		}
 	}
 
+	prev := doc.Polls.Of(pipeline.WaitCleanupDone)
 	poll := &pipeline.PollResult{
 		State:    cleanupDeleting,
 		Reason:   cleanupReason(remaining),
-		Attempts: attemptAfter(doc.Polls.Of(pipeline.WaitCleanupDone)),
+		Attempts: attemptAfter(prev),
 	}
 	if len(remaining) == 0 && len(errs) == 0 {
-		// Done only after two clean looks in a row, one poll interval apart: when a
-		// Parallel branch fails, Step Functions stops the other branch, but a Lambda
-		// it had already invoked (LaunchBase in the middle of RunInstances) runs to
-		// its end and may create something after this poll listed the run.
-		if previousState(doc.Polls) == cleanupSettling || previousState(doc.Polls) == cleanupDeleted {
-			poll.Ready, poll.State = true, cleanupDeleted
-		} else {
-			poll.State = cleanupSettling
-			poll.Reason = "nothing left; one more look after a poll interval, for a create still in flight"
-		}
+		s.settle(doc, prev, poll)
 	}
 	if doc.Polls == nil {
 		doc.Polls = &pipeline.Polls{}
@@ -114,22 +107,63 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	return doc, nil
 }
 
-// refuseBadRunID accepts only a run id that RunIDFromExecutionName could have made.
+// refuseBadRunID accepts only a run id of the form RunIDFromExecutionName makes,
+// the name's own (demo) or derived (demo-x8a2cc067).
 func refuseBadRunID(runID string) error {
-	id, err := pipeline.RunIDFromExecutionName(runID)
-	if err != nil || id != runID {
+	if !pipeline.IsRunID(runID) {
 		return &pipeline.BadInputError{Field: "runId", Message: fmt.Sprintf(
-			"%q is not a run id (lowercase letters, digits and single dashes, at most %d characters)",
-			runID, pipeline.MaxRunIDLength)}
+			"%q is not a run id (%s)", runID, pipeline.RunIDForm)}
 	}
 	return nil
 }
 
-func previousState(p *pipeline.Polls) string {
-	if p == nil || p.CleanupDone == nil {
-		return ""
+// settle answers a clean look (nothing left, no error). Cleanup is done only after
+// two clean looks in a row, far enough apart for whatever may still be created: when
+// a Parallel branch fails, Step Functions stops the other branch, but a Lambda it had
+// already invoked (LaunchBase in the middle of RunInstances) runs to its end, up to
+// s.CreateTimeout (the stack's create timeout), and may create something after a look listed the
+// run. So after a stopped branch the two looks are that far apart; otherwise one poll
+// interval apart (nothing else of the run is running). The looks in between only
+// wait: they do not count as attempts, so config.poll.maxPolls.cleanupDone bounds
+// the deleting, not this wait.
+func (s *Stages) settle(doc pipeline.Document, prev, poll *pipeline.PollResult) {
+	now := s.clock().UTC()
+	since := now
+	cleanBefore := prev != nil && (prev.State == cleanupSettling || prev.State == cleanupDeleted)
+	if cleanBefore && prev.CleanSince != nil {
+		since = *prev.CleanSince
 	}
-	return p.CleanupDone.State
+	span := time.Duration(0)
+	if branchStopped(doc.Errors) {
+		span = s.createTimeout()
+	}
+	poll.CleanSince = &since
+	switch {
+	case cleanBefore && now.Sub(since) >= span:
+		poll.Ready, poll.State = true, cleanupDeleted
+	case cleanBefore:
+		poll.State, poll.Attempts = cleanupSettling, prev.Attempts
+		poll.Reason = fmt.Sprintf("nothing left since %s; looking again until %s, when a create still in flight "+
+			"in the stopped branch has ended", since.Format(time.RFC3339), since.Add(span).Format(time.RFC3339))
+	default:
+		poll.State = cleanupSettling
+		poll.Reason = "nothing left; one more look after a poll interval, for a create still in flight"
+		if span > 0 {
+			poll.Reason = fmt.Sprintf("nothing left; looking again until %s (%d s, the longest create's timeout), "+
+				"for a create still in flight in the stopped branch", since.Add(span).Format(time.RFC3339), int(span.Seconds()))
+		}
+	}
+}
+
+// branchStopped reports whether the run failed in a Parallel state, whose other
+// branch Step Functions then stopped.
+func branchStopped(errs map[string]pipeline.CaughtError) bool {
+	for _, e := range errs {
+		if e.Error == branchFailed {
+			return true
+		}
+	}
+	return false
 }
 
 func anyRetryable(errs []error) bool {

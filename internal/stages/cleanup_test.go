@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -183,7 +184,7 @@ func buildFleet(t *testing.T, c *fakeCloud, runID string) pipeline.Document {
 	t.Helper()
 	ctx := context.Background()
 	s := c.stages()
-	doc := pipeline.Document{RunID: runID, Config: pipeline.DefaultConfig()}
+	doc := validatedDoc(runID)
 	step := func(name string, fn func(context.Context, pipeline.Document) (pipeline.Document, error)) {
 		t.Helper()
 		var err error
@@ -401,5 +402,80 @@ func TestCleanupSeesACreateInFlight(t *testing.T) {
 	}
 	if left := c.tagged("late-1"); len(left) != 0 {
 		t.Fatalf("left with the run tag: %v", left)
+	}
+}
+
+// When a Parallel branch failed, Step Functions stopped the other one, but a create
+// Lambda it had already invoked runs on, up to pipeline.CreateTimeoutSeconds: the
+// two clean looks must be that far apart, so that what it makes is seen and deleted.
+// The looks that only wait do not count against config.poll.maxPolls.cleanupDone.
+func TestCleanupWaitsOutACreateInFlightAfterABranchFailed(t *testing.T) {
+	c := newFakeCloud(t)
+	ctx := context.Background()
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	now := start
+	s := c.stages()
+	s.Now = func() time.Time { return now }
+	span := pipeline.CreateTimeoutSeconds * time.Second
+	doc := pipeline.Document{RunID: "late-2", Config: pipeline.DefaultConfig(), Errors: map[string]pipeline.CaughtError{
+		"BuildImageAndLoadBalancer": {Error: branchFailed, Cause: `{"CreateLoadBalancer":{"Error":"StageError","Cause":"{\"errorType\":\"StageError\",\"errorMessage\":\"no\"}"}}`}}}
+	look := func(at time.Duration) *pipeline.PollResult {
+		t.Helper()
+		now = start.Add(at)
+		var err error
+		if doc, err = s.Cleanup(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.Polls.CleanupDone
+	}
+
+	// Clean from the first look, but not done while a create may still be running.
+	interval := time.Duration(pipeline.DefaultPollIntervalSeconds) * time.Second
+	for at := time.Duration(0); at < span; at += interval {
+		if p := look(at); p.Ready || p.State != "settling" || p.Attempts != 1 {
+			t.Fatalf("look at +%s: %+v, want settling, not ready, still 1 attempt", at, p)
+		}
+	}
+	// The stopped branch's LaunchBase lands just before its timeout: seen, deleted.
+	buildFleet(t, c, "late-2")
+	if p := look(span - time.Second/2); p.Ready || p.State != "deleting" || p.Attempts != 2 {
+		t.Fatalf("look after the late create: %+v, want deleting, attempt 2", p)
+	}
+	at := span
+	for i := 0; i < 10 && doc.Polls.CleanupDone.State == "deleting"; i++ {
+		c.settle()
+		at += interval
+		look(at)
+	}
+	cleanAt := at
+	if p := doc.Polls.CleanupDone; p.State != "settling" || p.CleanSince == nil || !p.CleanSince.Equal(start.Add(cleanAt)) {
+		t.Fatalf("after deleting it: %+v, want settling since +%s", p, cleanAt)
+	}
+	// Nothing else can be in flight now, but the looks keep their span.
+	if p := look(cleanAt + span - time.Second); p.Ready {
+		t.Fatalf("done %s after the first clean look: %+v", span-time.Second, p)
+	}
+	if p := look(cleanAt + span); !p.Ready || p.State != "deleted" {
+		t.Fatalf("look %s after the first clean one: %+v, want done", span, p)
+	}
+	if left := c.tagged("late-2"); len(left) != 0 {
+		t.Fatalf("left with the run tag: %v", left)
+	}
+}
+
+// A failure outside the Parallel stops nothing else: two clean looks one poll
+// interval apart are enough.
+func TestCleanupAfterASequentialFailureNeedsNoSpan(t *testing.T) {
+	c := newFakeCloud(t)
+	doc := pipeline.Document{RunID: "seq-1", Config: pipeline.DefaultConfig(), Errors: map[string]pipeline.CaughtError{
+		pipeline.LaunchReplicas: {Error: pipeline.ErrCapacity, Cause: `{"errorType":"CapacityError","errorMessage":"quota"}`}}}
+	for i, ready := range []bool{false, true} {
+		var err error
+		if doc, err = c.stages().Cleanup(context.Background(), doc); err != nil {
+			t.Fatal(err)
+		}
+		if p := doc.Polls.CleanupDone; p.Ready != ready {
+			t.Fatalf("look %d: %+v, want ready %v", i+1, p, ready)
+		}
 	}
 }

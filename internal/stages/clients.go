@@ -2,15 +2,20 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -19,6 +24,8 @@ import (
 type EC2API interface {
 	DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
 	DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
+	DescribeInstanceTypes(context.Context, *ec2.DescribeInstanceTypesInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
+	DescribeInstanceTypeOfferings(context.Context, *ec2.DescribeInstanceTypeOfferingsInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error)
 	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
 	CreateSecurityGroup(context.Context, *ec2.CreateSecurityGroupInput, ...func(*ec2.Options)) (*ec2.CreateSecurityGroupOutput, error)
 	AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
@@ -56,17 +63,28 @@ type SSMAPI interface {
 	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 }
 
+// QuotasAPI reads the account's vCPU quota (Service Quotas) before a run creates
+// anything.
+type QuotasAPI interface {
+	GetServiceQuota(context.Context, *servicequotas.GetServiceQuotaInput, ...func(*servicequotas.Options)) (*servicequotas.GetServiceQuotaOutput, error)
+}
+
 // Stages carries what every stage needs. Each exported method is one Lambda's
 // handler logic.
 type Stages struct {
-	EC2  EC2API
-	ELB  ELBAPI
-	SSM  SSMAPI
-	HTTP *http.Client
+	EC2    EC2API
+	ELB    ELBAPI
+	SSM    SSMAPI
+	Quotas QuotasAPI
+	HTTP   *http.Client
 	// Region is where the run creates its resources (the Lambda's own region).
 	Region string
 	// Now is time.Now, replaceable in tests.
 	Now func() time.Time
+	// CreateTimeout is the deployed timeout of the longest function that creates
+	// something (pipeline.EnvCreateTimeout; pipeline.CreateTimeoutSeconds when unset):
+	// after a stopped Parallel branch, Cleanup's clean looks span it.
+	CreateTimeout time.Duration
 }
 
 // FromEnvironment builds Stages with real clients from the Lambda's environment
@@ -76,15 +94,38 @@ func FromEnvironment(ctx context.Context) (*Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg), nil
+	s := New(cfg)
+	if v := os.Getenv(pipeline.EnvCreateTimeout); v != "" {
+		secs, err := strconv.Atoi(v)
+		if err != nil || secs <= 0 {
+			return nil, fmt.Errorf("%s=%q is not a number of seconds", pipeline.EnvCreateTimeout, v)
+		}
+		s.CreateTimeout = time.Duration(secs) * time.Second
+	}
+	return s, nil
 }
 
-// New builds Stages with real clients from an AWS configuration.
+// createTimeout is CreateTimeout, or pipeline.CreateTimeoutSeconds when unset.
+func (s *Stages) createTimeout() time.Duration {
+	if s.CreateTimeout > 0 {
+		return s.CreateTimeout
+	}
+	return pipeline.CreateTimeoutSeconds * time.Second
+}
+
+// New builds Stages with real clients from an AWS configuration. The EC2 client
+// retries InsufficientInstanceCapacity as it retries throttling, whatever HTTP status
+// it comes with (RunInstances always carries a ClientToken, so a retry cannot launch
+// twice); once those retries are spent, the launch stages end the run with a
+// CapacityError, which the state machine does not retry.
 func New(cfg aws.Config) *Stages {
 	return &Stages{
-		EC2:    ec2.NewFromConfig(cfg),
+		EC2: ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+			o.Retryer = retry.AddWithErrorCodes(o.Retryer, codeInsufficientCapacity)
+		}),
 		ELB:    elb.NewFromConfig(cfg),
 		SSM:    ssm.NewFromConfig(cfg),
+		Quotas: servicequotas.NewFromConfig(cfg),
 		HTTP:   &http.Client{Timeout: 10 * time.Second},
 		Region: cfg.Region,
 		Now:    time.Now,

@@ -237,16 +237,18 @@ func groupPermission(source string) ec2types.IpPermission {
 		UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(source)}}}
 }
 
-// runInstances launches one instance, in the first subnet from the env's AMI unless
-// in says otherwise.
+// runInstances launches one t3.micro, in the first subnet (unless a network interface
+// is given) from the env's AMI, unless in says otherwise.
 func (e *contractEnv) runInstances(in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput, error) {
 	if in.ImageId == nil {
 		in.ImageId = aws.String(e.ami)
 	}
-	if in.SubnetId == nil {
+	if in.SubnetId == nil && len(in.NetworkInterfaces) == 0 {
 		in.SubnetId = aws.String(e.subnets[0])
 	}
-	in.InstanceType = ec2types.InstanceTypeT3Micro
+	if in.InstanceType == "" {
+		in.InstanceType = ec2types.InstanceTypeT3Micro
+	}
 	in.MinCount, in.MaxCount = aws.Int32(1), aws.Int32(1)
 	in.TagSpecifications = e.tags(ec2types.ResourceTypeInstance, e.name)
 	out, err := e.ec2.RunInstances(e.ctx, in)
@@ -269,6 +271,17 @@ func (e *contractEnv) instance(groups ...string) string {
 	out, err := e.runInstances(&ec2.RunInstancesInput{SecurityGroupIds: groups})
 	e.must("RunInstances", err)
 	return aws.ToString(out.Instances[0].InstanceId)
+}
+
+// describeInstance is the instance of that id, as DescribeInstances answers it.
+func (e *contractEnv) describeInstance(id string) ec2types.Instance {
+	e.t.Helper()
+	out, err := e.ec2.DescribeInstances(e.ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	e.must("DescribeInstances", err)
+	if len(out.Reservations) != 1 || len(out.Reservations[0].Instances) != 1 {
+		e.t.Fatalf("DescribeInstances %s: %d reservations, want one instance", id, len(out.Reservations))
+	}
+	return out.Reservations[0].Instances[0]
 }
 
 func (e *contractEnv) terminate(id string) {
@@ -417,12 +430,4 @@ func (e *contractEnv) listener(lb, tg string, port int32) string {
 
 func filter(name string, values ...string) ec2types.Filter {
 	return ec2types.Filter{Name: aws.String(name), Values: values}
-}
-
-func describeFilters(filters []ec2types.Filter) string {
-	var parts []string
-	for _, f := range filters {
-		parts = append(parts, aws.ToString(f.Name)+"="+strings.Join(f.Values, ","))
-	}
-	return strings.Join(parts, " ")
 }

@@ -142,8 +142,9 @@ func (s *Stages) findImages(ctx context.Context, runID string) ([]ec2types.Image
 }
 
 // undoImage deregisters the run's AMIs, then deletes their snapshots (found by tag
-// and through the images' block devices). A snapshot still in use by an image on its
-// way out (InvalidSnapshot.InUse) is remaining.
+// and through the images' block devices). An AMI still pending is remaining, never
+// gone; so is a snapshot still in use by an image on its way out
+// (InvalidSnapshot.InUse).
 func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []string, err error) {
 	images, err := s.findImages(ctx, runID)
 	if err != nil {
@@ -163,6 +164,12 @@ func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []strin
 			}
 		}
 		id := aws.ToString(img.ImageId)
+		if img.State == ec2types.ImageStatePending {
+			// Still being made: it is not gone, and a snapshot it is still taking
+			// would be left behind. It is deregistered once available (or failed).
+			remaining = append(remaining, fmt.Sprintf("image %s pending, deregistered once it is available", id))
+			continue
+		}
 		_, err := s.EC2.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(id)})
 		switch code := ErrorCode(err); {
 		case err == nil:

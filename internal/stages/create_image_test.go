@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,6 +133,7 @@ func TestUndoImage(t *testing.T) {
 	doc := mustRun(t)(s.CreateImage(ctx, stoppedBase(t, c)))
 	imageID := doc.Resources.Image.ImageID
 	snap := c.images[imageID].Snapshots[0]
+	c.setImageState(imageID, "available", "")
 
 	remaining, err := s.undoImage(ctx, testRunID)
 	if err != nil || len(remaining) != 0 {
@@ -165,6 +167,7 @@ func TestUndoImageSnapshotStillInUse(t *testing.T) {
 	c := newFakeCloud(t)
 	s := c.stages()
 	doc := mustRun(t)(s.CreateImage(ctx, stoppedBase(t, c)))
+	c.setImageState(doc.Resources.Image.ImageID, "available", "")
 	// The deregistration has not taken effect yet: the snapshot is still in use.
 	c.failOnce("DeregisterImage", fakeErr("InvalidAMIID.Unavailable", "being deregistered"))
 	remaining, err := s.undoImage(ctx, testRunID)
@@ -185,9 +188,44 @@ func TestUndoImageSnapshotStillInUse(t *testing.T) {
 func TestUndoImageReportsOtherErrors(t *testing.T) {
 	ctx := context.Background()
 	c := newFakeCloud(t)
-	mustRun(t)(c.stages().CreateImage(ctx, stoppedBase(t, c)))
+	doc := mustRun(t)(c.stages().CreateImage(ctx, stoppedBase(t, c)))
+	c.setImageState(doc.Resources.Image.ImageID, "available", "")
 	c.failOnce("DeregisterImage", fakeErr("UnauthorizedOperation", "no"))
 	if _, err := c.stages().undoImage(ctx, testRunID); ErrorCode(err) != "UnauthorizedOperation" {
 		t.Fatalf("got %v, want the UnauthorizedOperation error", err)
+	}
+}
+
+// An AMI still pending is not gone: deregistering it now would leave the snapshot it
+// is still taking. It stays remaining, and goes once it is available.
+func TestUndoImageWaitsForAPendingImage(t *testing.T) {
+	ctx := context.Background()
+	c := newFakeCloud(t)
+	s := c.stages()
+	doc := mustRun(t)(s.CreateImage(ctx, stoppedBase(t, c)))
+	imageID := doc.Resources.Image.ImageID
+	if st := c.images[imageID].State; st != "pending" {
+		t.Fatalf("image %s, want it pending", st)
+	}
+	remaining, err := s.undoImage(ctx, testRunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(remaining, func(r string) bool { return strings.Contains(r, imageID) && strings.Contains(r, "pending") }) {
+		t.Fatalf("remaining %v, want the pending image %s", remaining, imageID)
+	}
+	if n := c.count("DeregisterImage"); n != 0 {
+		t.Errorf("%d DeregisterImage calls on a pending image", n)
+	}
+	if _, ok := c.images[imageID]; !ok {
+		t.Fatal("the pending image is gone")
+	}
+
+	c.setImageState(imageID, "available", "")
+	if remaining, err = s.undoImage(ctx, testRunID); err != nil || len(remaining) != 0 {
+		t.Fatalf("once available: remaining %v, error %v", remaining, err)
+	}
+	if _, ok := c.images[imageID]; ok {
+		t.Error("the image is still registered once available")
 	}
 }

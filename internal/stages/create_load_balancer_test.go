@@ -11,6 +11,7 @@ import (
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 )
@@ -51,8 +52,9 @@ func createdLB(t *testing.T, c *fakeCloud, doc pipeline.Document) pipeline.Docum
 // withFleet launches n running instances and records them as the fleet.
 func withFleet(t *testing.T, c *fakeCloud, doc *pipeline.Document, n int) []string {
 	t.Helper()
+	c.vcpuLimit = max(c.vcpuLimit, n) // the account's quota holds the fleet (t2.micro: 1 vCPU each)
 	out, err := c.EC2.RunInstances(context.Background(), &ec2.RunInstancesInput{ImageId: aws.String(fakeBaseImage),
-		MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n))})
+		InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n))})
 	if err != nil {
 		t.Fatal(err)
 	}

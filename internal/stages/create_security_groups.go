@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -70,39 +69,8 @@ func (s *Stages) CreateSecurityGroups(ctx context.Context, doc pipeline.Document
 // most one per zone, and the instances are spread over the same ones): from the
 // given subnets, in their order, or from the default VPC's default subnets, by zone.
 func (s *Stages) resolveNetwork(ctx context.Context, subnetIDs []string) (*pipeline.Network, error) {
-	var subnets []ec2types.Subnet
-	if len(subnetIDs) > 0 {
-		var err error
-		if subnets, err = s.describeGivenSubnets(ctx, subnetIDs); err != nil {
-			return nil, err
-		}
-	} else {
-		vpcs, err := s.EC2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []ec2types.Filter{
-			{Name: aws.String("is-default"), Values: []string{"true"}}}})
-		if err != nil {
-			return nil, fmt.Errorf("find the default VPC: %w", err)
-		}
-		if len(vpcs.Vpcs) == 0 {
-			return nil, &pipeline.BadInputError{Field: "subnetIds", Message: "the region has no default VPC: give subnetIds in at least two availability zones"}
-		}
-		vpcID := aws.ToString(vpcs.Vpcs[0].VpcId)
-		p := ec2.NewDescribeSubnetsPaginator(s.EC2, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
-			{Name: aws.String("vpc-id"), Values: []string{vpcID}},
-			{Name: aws.String("default-for-az"), Values: []string{"true"}},
-		}})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("describe the default subnets of %s: %w", vpcID, err)
-			}
-			subnets = append(subnets, page.Subnets...)
-		}
-		sort.SliceStable(subnets, func(i, j int) bool {
-			return aws.ToString(subnets[i].AvailabilityZone) < aws.ToString(subnets[j].AvailabilityZone)
-		})
-	}
-
-	if err := checkSubnetRule(subnets); err != nil {
+	subnets, err := s.candidateSubnets(ctx, subnetIDs)
+	if err != nil {
 		return nil, err
 	}
 	net := &pipeline.Network{VPCID: aws.ToString(subnets[0].VpcId)}

@@ -225,7 +225,7 @@ func TestFakeCloudSnapshotInUseUntilImageDeregistered(t *testing.T) {
 	c := newFakeCloud(t)
 	ctx := context.Background()
 	run, err := c.EC2.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(fakeBaseImage),
-		MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+		InstanceType: ec2types.InstanceTypeT2Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	if err != nil {
 		t.Fatal(err)
 	}

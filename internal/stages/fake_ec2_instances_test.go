@@ -34,7 +34,22 @@ func (f *fakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 	if minCount < 1 || maxCount < minCount {
 		return nil, fakeErr("InvalidParameterValue", "MinCount %d / MaxCount %d", minCount, maxCount)
 	}
-	subnetID := aws.ToString(in.SubnetId)
+	subnetID, groups := aws.ToString(in.SubnetId), in.SecurityGroupIds
+	var publicIP *bool
+	if len(in.NetworkInterfaces) > 0 {
+		// As on AWS: with a network interface, its subnet and groups go inside it.
+		if subnetID != "" {
+			return nil, fakeErr("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request")
+		}
+		if len(groups) > 0 {
+			return nil, fakeErr("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request")
+		}
+		if len(in.NetworkInterfaces) != 1 || aws.ToInt32(in.NetworkInterfaces[0].DeviceIndex) != 0 {
+			return nil, fakeErr("InvalidParameterValue", "the fake takes one network interface, at device index 0")
+		}
+		ni := in.NetworkInterfaces[0]
+		subnetID, groups, publicIP = aws.ToString(ni.SubnetId), ni.Groups, ni.AssociatePublicIpAddress
+	}
 	if subnetID == "" {
 		subnetID = fakeDefaultSubnets[0]
 	}
@@ -42,10 +57,17 @@ func (f *fakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 	if sn == nil {
 		return nil, fakeErr("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
 	}
-	for _, g := range in.SecurityGroupIds {
+	for _, g := range groups {
 		if c.sgs[g] == nil {
 			return nil, fakeErr("InvalidGroup.NotFound", "The security group '%s' does not exist", g)
 		}
+	}
+	if err := c.checkLaunch(string(in.InstanceType), sn.AZ, maxCount); err != nil {
+		return nil, err
+	}
+	public := sn.MapPublicIP
+	if publicIP != nil {
+		public = *publicIP
 	}
 	if in.UserData != nil {
 		if _, err := base64.StdEncoding.DecodeString(*in.UserData); err != nil {
@@ -63,9 +85,12 @@ func (f *fakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		inst := &fakeInstance{ID: c.newID("i"), ImageID: img.ID, InstanceType: string(in.InstanceType),
 			SubnetID: sn.ID, VPCID: sn.VPCID, AZ: sn.AZ, KeyName: aws.ToString(in.KeyName),
 			UserData: aws.ToString(in.UserData), State: "pending",
-			SecurityGroupIDs: slices.Clone(in.SecurityGroupIds),
+			SecurityGroupIDs: slices.Clone(groups),
 			Tags:             fakeSpecTags(in.TagSpecifications, ec2types.ResourceTypeInstance), Input: in}
 		inst.PrivateDNS = fmt.Sprintf("ip-172-31-0-%d.ec2.internal", c.seq)
+		if public {
+			inst.PublicIP = fmt.Sprintf("198.51.100.%d", c.seq%250+1)
+		}
 		inst.LaunchTime = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).Add(time.Duration(c.seq) * time.Second)
 		c.instances[inst.ID] = inst
 		c.order = append(c.order, inst.ID)
@@ -86,9 +111,18 @@ func (c *fakeCloud) describeInstance(in *fakeInstance) ec2types.Instance {
 	if in.KeyName != "" {
 		out.KeyName = aws.String(in.KeyName)
 	}
+	// The instance's groups are its primary network interface's, as on AWS.
+	ni := ec2types.InstanceNetworkInterface{SubnetId: aws.String(in.SubnetID), VpcId: aws.String(in.VPCID),
+		Attachment: &ec2types.InstanceNetworkInterfaceAttachment{DeviceIndex: aws.Int32(0)}}
 	for _, g := range in.SecurityGroupIDs {
 		out.SecurityGroups = append(out.SecurityGroups, ec2types.GroupIdentifier{GroupId: aws.String(g)})
+		ni.Groups = append(ni.Groups, ec2types.GroupIdentifier{GroupId: aws.String(g)})
 	}
+	if in.PublicIP != "" && in.State != "terminated" {
+		out.PublicIpAddress = aws.String(in.PublicIP)
+		ni.Association = &ec2types.InstanceNetworkInterfaceAssociation{PublicIp: aws.String(in.PublicIP)}
+	}
+	out.NetworkInterfaces = []ec2types.InstanceNetworkInterface{ni}
 	return out
 }
 
@@ -171,6 +205,10 @@ func (f *fakeEC2) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 		switch inst.State {
 		case "terminated", "shutting-down", "stopping":
 			return nil, fakeErr("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started", inst.ID)
+		case "stopped":
+			if err := c.checkLaunch(inst.InstanceType, inst.AZ, 1); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, inst := range insts {

@@ -71,6 +71,15 @@ func fakeMatchFilters(filters []ec2types.Filter, tags map[string]string, values 
 	return true, nil
 }
 
+// describeFilters spells EC2 filters as "name=v1,v2 name=v3", for test messages.
+func describeFilters(filters []ec2types.Filter) string {
+	var parts []string
+	for _, f := range filters {
+		parts = append(parts, aws.ToString(f.Name)+"="+strings.Join(f.Values, ","))
+	}
+	return strings.Join(parts, " ")
+}
+
 func fakeEC2Tags(m map[string]string) []ec2types.Tag {
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -23,6 +23,11 @@ package stages
 //     answers ResourceInUse, DescribeTags takes at most 20 ARNs, registering an
 //     instance that is not running answers InvalidTarget.
 //
+//   - instance types and quota (fake_capacity_test.go): offerings per zone with real
+//     gaps, RunInstances answers Unsupported in a zone that does not offer the type
+//     and VcpuLimitExceeded past the account's vCPU quota, which GetServiceQuota reads;
+//     replicas' network interfaces carry their subnet, groups and public address.
+//
 // A test injects an error for an action with fail (every call) or failOnce.
 // TestFakeContract (contract_test.go) holds these claims against moto.
 //
@@ -76,16 +81,21 @@ type injection struct {
 
 type fakeInstance struct {
 	ID, ImageID, InstanceType, SubnetID, VPCID, AZ, KeyName, UserData, State, PrivateDNS string
-	SecurityGroupIDs                                                                     []string
-	Tags                                                                                 map[string]string
-	Input                                                                                *ec2.RunInstancesInput
-	LaunchTime                                                                           time.Time
+	// PublicIP is set when the instance got a public IPv4 address.
+	PublicIP         string
+	SecurityGroupIDs []string
+	Tags             map[string]string
+	Input            *ec2.RunInstancesInput
+	LaunchTime       time.Time
 }
 
 type fakeSubnet struct {
 	ID, VPCID, AZ string
 	DefaultForAZ  bool
-	Tags          map[string]string
+	// MapPublicIP gives instances a public IPv4 address unless their network
+	// interface says otherwise (true for default subnets, as on AWS).
+	MapPublicIP bool
+	Tags        map[string]string
 }
 
 type fakeVPC struct {
@@ -169,26 +179,34 @@ type fakeCloud struct {
 	tgs       map[string]*fakeTG
 	lbs       map[string]*fakeLB
 	listeners map[string]*fakeListener
+	// instanceTypes are the types the region knows, with their vCPUs and zones.
+	instanceTypes map[string]fakeInstanceType
+	// vcpuLimit is the account's quota L-1216C47A, in vCPUs.
+	vcpuLimit int
 	// order keeps creation order per map, so that answers are deterministic.
 	order []string
 
-	EC2 *fakeEC2
-	ELB *fakeELB
-	SSM *fakeSSM
+	EC2    *fakeEC2
+	ELB    *fakeELB
+	SSM    *fakeSSM
+	Quotas *fakeQuotas
 }
 
 type fakeEC2 struct{ c *fakeCloud }
 type fakeELB struct{ c *fakeCloud }
 type fakeSSM struct{ c *fakeCloud }
+type fakeQuotas struct{ c *fakeCloud }
 
 var (
-	_ EC2API = (*fakeEC2)(nil)
-	_ ELBAPI = (*fakeELB)(nil)
-	_ SSMAPI = (*fakeSSM)(nil)
+	_ EC2API    = (*fakeEC2)(nil)
+	_ ELBAPI    = (*fakeELB)(nil)
+	_ SSMAPI    = (*fakeSSM)(nil)
+	_ QuotasAPI = (*fakeQuotas)(nil)
 )
 
 // newFakeCloud is an account with a default VPC of three default subnets in three
-// zones, the public Amazon Linux 2023 AMI, and its SSM parameter.
+// zones (us-east-1a to c), the public Amazon Linux 2023 AMI, its SSM parameter, the
+// instance types of fake_capacity_test.go and a quota of 64 vCPUs.
 func newFakeCloud(t testing.TB) *fakeCloud {
 	t.Helper()
 	c := &fakeCloud{
@@ -206,8 +224,10 @@ func newFakeCloud(t testing.TB) *fakeCloud {
 		tgs:            map[string]*fakeTG{},
 		lbs:            map[string]*fakeLB{},
 		listeners:      map[string]*fakeListener{},
+		instanceTypes:  fakeInstanceTypes(),
+		vcpuLimit:      fakeDefaultVCPULimit,
 	}
-	c.EC2, c.ELB, c.SSM = &fakeEC2{c}, &fakeELB{c}, &fakeSSM{c}
+	c.EC2, c.ELB, c.SSM, c.Quotas = &fakeEC2{c}, &fakeELB{c}, &fakeSSM{c}, &fakeQuotas{c}
 	c.addVPC(fakeDefaultVPC, true)
 	for i, id := range fakeDefaultSubnets {
 		c.addSubnet(id, fakeDefaultVPC, fakeRegion+string(rune('a'+i)), true)
@@ -222,7 +242,7 @@ func newFakeCloud(t testing.TB) *fakeCloud {
 
 // stages is a Stages wired to this cloud, with a fixed clock.
 func (c *fakeCloud) stages() *Stages {
-	return &Stages{EC2: c.EC2, ELB: c.ELB, SSM: c.SSM, Region: fakeRegion,
+	return &Stages{EC2: c.EC2, ELB: c.ELB, SSM: c.SSM, Quotas: c.Quotas, Region: fakeRegion,
 		Now: func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }}
 }
 
@@ -232,7 +252,8 @@ func (c *fakeCloud) addVPC(id string, isDefault bool) {
 }
 
 func (c *fakeCloud) addSubnet(id, vpcID, az string, defaultForAZ bool) {
-	c.subnets[id] = &fakeSubnet{ID: id, VPCID: vpcID, AZ: az, DefaultForAZ: defaultForAZ, Tags: map[string]string{}}
+	c.subnets[id] = &fakeSubnet{ID: id, VPCID: vpcID, AZ: az, DefaultForAZ: defaultForAZ, MapPublicIP: defaultForAZ,
+		Tags: map[string]string{}}
 	c.order = append(c.order, id)
 }
 

@@ -25,7 +25,11 @@ func TestClassify(t *testing.T) {
 		{"SSM internal error", fakeErr("InternalServerError", "oops"), pipeline.ErrRetryable, "LaunchBase"},
 		{"instance not visible yet, wrapped", fmt.Errorf("describe: %w", fakeErr("InvalidInstanceID.NotFound", "no")), pipeline.ErrRetryable, "LaunchBase"},
 		{"base still stopping", fakeErr("IncorrectInstanceState", "stopping"), pipeline.ErrRetryable, "LaunchBase"},
-		{"no capacity", fakeErr("InsufficientInstanceCapacity", "none"), pipeline.ErrRetryable, "LaunchBase"},
+		// The EC2 client retries InsufficientInstanceCapacity itself; the launch
+		// stages turn what is left of it into a CapacityError.
+		{"no capacity, once the client's retries are spent", fakeErr("InsufficientInstanceCapacity", "none"), pipeline.ErrStage, "LaunchBase"},
+		{"capacity error keeps its type", &pipeline.CapacityError{Code: "VcpuLimitExceeded", Message: "quota"}, pipeline.ErrCapacity, "LaunchBase"},
+		{"capacity error wrapped", fmt.Errorf("launch: %w", &pipeline.CapacityError{Message: "quota"}), pipeline.ErrCapacity, "LaunchBase"},
 		{"deadline", context.DeadlineExceeded, pipeline.ErrRetryable, "LaunchBase"},
 		{"access denied", fakeErr("UnauthorizedOperation", "not allowed"), pipeline.ErrStage, "LaunchBase"},
 		{"quota", fakeErr("InstanceLimitExceeded", "limit"), pipeline.ErrStage, "LaunchBase"},
@@ -69,6 +73,8 @@ func stageOf(err error) string {
 	case *pipeline.ResourceFailedError:
 		return e.Stage
 	case *pipeline.WaitTimedOutError:
+		return e.Stage
+	case *pipeline.CapacityError:
 		return e.Stage
 	}
 	return ""

@@ -43,6 +43,7 @@ var iamPrefix = map[string]string{
 	"EC2":                       "ec2",
 	"Elastic Load Balancing v2": "elasticloadbalancing",
 	"SSM":                       "ssm",
+	"Service Quotas":            "servicequotas",
 }
 
 // RecordAWSCall notes that the function running on this goroutine's stack called
@@ -84,6 +85,8 @@ func recordFake(method string) {
 		RecordAWSCall("Elastic Load Balancing v2", method)
 	case hasMethod[SSMAPI](method):
 		RecordAWSCall("SSM", method)
+	case hasMethod[QuotasAPI](method):
+		RecordAWSCall("Service Quotas", method)
 	}
 }
 

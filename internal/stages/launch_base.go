@@ -17,13 +17,23 @@ import (
 
 // LaunchBase launches the base instance: the source AMI (config.imageId, or the
 // one config.imageParameter names), the amifleet user data that provisions it and
-// powers it off, IMDSv2 required, an encrypted root volume, in the first subnet
-// with the instance security group. A second run reuses the run's base instance if
-// one is still alive.
+// powers it off, IMDSv2 required, an encrypted root volume, in the first subnet whose
+// zone offers the instance type, with the instance security group. It keeps the
+// subnet's own public IPv4 setting: in a default subnet that address is how its
+// script reaches the package repositories. A second run reuses the run's base
+// instance if one is still alive.
 func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
 	net := doc.Resources.Network
 	if net == nil || len(net.SubnetIDs) == 0 || net.InstanceSecurityGroupID == "" {
 		return doc, notYet("resources.network", pipeline.CreateSecurityGroups)
+	}
+	subnets, err := instanceSubnets(doc)
+	if err != nil {
+		return doc, err
+	}
+	seed, err := tokenSeedOf(doc)
+	if err != nil {
+		return doc, err
 	}
 	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleBase, liveInstanceStates...)
 	if err != nil {
@@ -48,12 +58,18 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	if err != nil {
 		return doc, &pipeline.BadInputError{Field: "pageTemplate", Message: err.Error()}
 	}
-	in := runInstancesInput(doc, imageID, root, pipeline.RoleBase, net.SubnetIDs[0], 1)
+	subnet := subnets[0]
+	in := runInstancesInput(doc, imageID, root, pipeline.RoleBase, 1)
+	in.SubnetId = aws.String(subnet)
+	in.SecurityGroupIds = []string{net.InstanceSecurityGroupID}
 	in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(script)))
 	// The user data powers the instance off when done: it must stop, not terminate.
 	in.InstanceInitiatedShutdownBehavior = ec2types.ShutdownBehaviorStop
-	in.ClientToken = aws.String(clientToken(doc.RunID, pipeline.RoleBase))
+	in.ClientToken = aws.String(clientToken(seed, pipeline.RoleBase))
 	out, err := s.EC2.RunInstances(ctx, in)
+	if cerr := capacityError(doc, 1, "in "+subnet, err); cerr != nil {
+		return doc, cerr
+	}
 	if isArchitectureMismatch(err) {
 		return doc, &pipeline.BadInputError{Field: "instanceType", Message: fmt.Sprintf(
 			"%s cannot run AMI %s (%s): give an instance type of the AMI's architecture, or an imageId or "+
@@ -67,7 +83,7 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 		return doc, errors.New("launch the base instance: the answer holds no instance")
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
-	Log(ctx).Info("launched base instance", "instanceId", id, "imageId", imageID, "subnetId", net.SubnetIDs[0])
+	Log(ctx).Info("launched base instance", "instanceId", id, "imageId", imageID, "subnetId", subnet)
 	setImage(&doc, imageID, id)
 	return doc, nil
 }
@@ -153,17 +169,16 @@ func (s *Stages) sourceRootVolume(ctx context.Context, cfg pipeline.Config, imag
 	return root, nil
 }
 
-// runInstancesInput is what every amifleet instance shares: type, security group,
-// subnet, IMDSv2 required, an encrypted gp3 root volume deleted with the instance,
-// the key pair when one is given, and the run's tags on the instance and its volumes.
-func runInstancesInput(doc pipeline.Document, imageID string, root rootVolume, role, subnetID string, count int32) *ec2.RunInstancesInput {
+// runInstancesInput is what every amifleet instance shares: type, IMDSv2 required,
+// an encrypted gp3 root volume deleted with the instance, the key pair when one is
+// given, and the run's tags on the instance and its volumes. The caller places it:
+// subnet and security group, at the top or in a network interface.
+func runInstancesInput(doc pipeline.Document, imageID string, root rootVolume, role string, count int32) *ec2.RunInstancesInput {
 	in := &ec2.RunInstancesInput{
-		ImageId:          aws.String(imageID),
-		InstanceType:     ec2types.InstanceType(doc.Config.InstanceType),
-		MinCount:         aws.Int32(count),
-		MaxCount:         aws.Int32(count),
-		SubnetId:         aws.String(subnetID),
-		SecurityGroupIds: []string{doc.Resources.Network.InstanceSecurityGroupID},
+		ImageId:      aws.String(imageID),
+		InstanceType: ec2types.InstanceType(doc.Config.InstanceType),
+		MinCount:     aws.Int32(count),
+		MaxCount:     aws.Int32(count),
 		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{
 			HttpTokens:              ec2types.HttpTokensStateRequired,
 			HttpEndpoint:            ec2types.InstanceMetadataEndpointStateEnabled,

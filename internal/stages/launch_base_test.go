@@ -35,13 +35,24 @@ func assertSecureInstance(t *testing.T, in *ec2.RunInstancesInput, net *pipeline
 		aws.ToInt32(root.Ebs.VolumeSize) != 8 {
 		t.Errorf("root volume %s %+v, want encrypted gp3 of the AMI's 8 GiB on %s, deleted with the instance", aws.ToString(root.DeviceName), root.Ebs, fakeRootDevice)
 	}
-	if len(in.SecurityGroupIds) != 1 || in.SecurityGroupIds[0] != net.InstanceSecurityGroupID {
-		t.Errorf("security groups %v, want only the instance group %s", in.SecurityGroupIds, net.InstanceSecurityGroupID)
+	if _, groups, _ := placementOf(in); len(groups) != 1 || groups[0] != net.InstanceSecurityGroupID {
+		t.Errorf("security groups %v, want only the instance group %s", groups, net.InstanceSecurityGroupID)
 	}
 	if in.InstanceType != ec2types.InstanceType(pipeline.DefaultInstanceType) {
 		t.Errorf("instance type %q, want %q", in.InstanceType, pipeline.DefaultInstanceType)
 	}
 	assertTagSpecs(t, "RunInstances", in.TagSpecifications, role, ec2types.ResourceTypeInstance, ec2types.ResourceTypeVolume)
+}
+
+// placementOf is where a RunInstances request puts its instances: the subnet and
+// security groups, given at the top or in its one network interface, and whether
+// the interface asks for a public IPv4 address (nil: the subnet's setting).
+func placementOf(in *ec2.RunInstancesInput) (subnet string, groups []string, public *bool) {
+	if len(in.NetworkInterfaces) > 0 {
+		ni := in.NetworkInterfaces[0]
+		return aws.ToString(ni.SubnetId), ni.Groups, ni.AssociatePublicIpAddress
+	}
+	return aws.ToString(in.SubnetId), in.SecurityGroupIds, nil
 }
 
 func TestLaunchBaseRequest(t *testing.T) {
@@ -69,8 +80,8 @@ func TestLaunchBaseRequest(t *testing.T) {
 	if in.InstanceInitiatedShutdownBehavior != ec2types.ShutdownBehaviorStop {
 		t.Errorf("shutdown behaviour %q: the user data powers off, which must stop, not terminate", in.InstanceInitiatedShutdownBehavior)
 	}
-	if !strings.Contains(aws.ToString(in.ClientToken), testRunID) {
-		t.Errorf("client token %q, want one derived from the run id", aws.ToString(in.ClientToken))
+	if tok := aws.ToString(in.ClientToken); !strings.HasPrefix(tok, doc.TokenSeed) || len(tok) > 64 {
+		t.Errorf("client token %q, want one derived from the token seed %q, at most 64 characters", tok, doc.TokenSeed)
 	}
 	if in.KeyName != nil {
 		t.Errorf("key pair %q set without config.keyName", aws.ToString(in.KeyName))

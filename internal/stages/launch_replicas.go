@@ -6,13 +6,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
 // LaunchReplicas launches config.replicaCount instances from the run's AMI, spread
-// evenly over the network's subnets (one zone each), with one RunInstances call per
-// subnet. They need no user data: the AMI's boot-time unit writes each one's page.
+// evenly over the network's subnets in the zones that offer the instance type (one
+// zone each), with one RunInstances call per subnet. They need no user data: the
+// AMI's boot-time unit writes each one's page. They get no public IPv4 address (AWS
+// bills each one; the load balancer reaches them privately) unless config.sshCidrs
+// asks for SSH.
 // When config.keepBaseInstance is set, it also starts the base instance again, so
 // that it joins the fleet. A second run counts the replicas already there, per
 // subnet, and launches only the missing ones.
@@ -26,6 +30,14 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 	case doc.Config.KeepBase() && img.BaseInstanceID == "":
 		return doc, notYet("resources.image.baseInstanceId", pipeline.LaunchBase)
 	}
+	subnets, err := instanceSubnets(doc)
+	if err != nil {
+		return doc, err
+	}
+	seed, err := tokenSeedOf(doc)
+	if err != nil {
+		return doc, err
+	}
 
 	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleReplica, liveInstanceStates...)
 	if err != nil {
@@ -36,9 +48,9 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 		have[aws.ToString(in.SubnetId)]++
 	}
 	replicas := instanceIDs(existing)
-	shares := spread(doc.Config.ReplicaCount, len(net.SubnetIDs))
+	shares := spread(doc.Config.ReplicaCount, len(subnets))
 	var root rootVolume
-	for i, subnet := range net.SubnetIDs {
+	for i, subnet := range subnets {
 		missing := shares[i] - have[subnet]
 		if missing <= 0 {
 			continue
@@ -48,11 +60,22 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 				return doc, err
 			}
 		}
-		in := runInstancesInput(doc, img.ImageID, root, pipeline.RoleReplica, subnet, int32(missing))
+		in := runInstancesInput(doc, img.ImageID, root, pipeline.RoleReplica, int32(missing))
+		// With a network interface given, its subnet and groups go inside it.
+		in.NetworkInterfaces = []ec2types.InstanceNetworkInterfaceSpecification{{
+			DeviceIndex:              aws.Int32(0),
+			SubnetId:                 aws.String(subnet),
+			Groups:                   []string{net.InstanceSecurityGroupID},
+			AssociatePublicIpAddress: aws.Bool(len(doc.Config.SSHCIDRs) > 0),
+			DeleteOnTermination:      aws.Bool(true),
+		}}
 		// The token changes with what is already there, so that a retry of this very
 		// call is idempotent on AWS, and a later top-up is a new request.
-		in.ClientToken = aws.String(clientToken(doc.RunID, pipeline.RoleReplica, subnet, fmt.Sprint(have[subnet])))
+		in.ClientToken = aws.String(clientToken(seed, pipeline.RoleReplica, subnet, fmt.Sprint(have[subnet])))
 		out, err := s.EC2.RunInstances(ctx, in)
+		if cerr := capacityError(doc, missing, "in "+subnet, err); cerr != nil {
+			return doc, cerr
+		}
 		if err != nil {
 			return doc, fmt.Errorf("launch %d replicas in %s from %s: %w", missing, subnet, img.ImageID, err)
 		}
@@ -64,7 +87,11 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 	fleet := &pipeline.Fleet{ReplicaInstanceIDs: replicas, InstanceIDs: append([]string(nil), replicas...)}
 	if doc.Config.KeepBase() {
 		// Starting an instance that is already pending or running changes nothing.
-		if _, err := s.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{img.BaseInstanceID}}); err != nil {
+		_, err := s.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{img.BaseInstanceID}})
+		if cerr := capacityError(doc, 1, "for the base instance "+img.BaseInstanceID+", started again", err); cerr != nil {
+			return doc, cerr
+		}
+		if err != nil {
 			return doc, fmt.Errorf("start the base instance %s again: %w", img.BaseInstanceID, err)
 		}
 		Log(ctx).Info("started the base instance again", "instanceId", img.BaseInstanceID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,7 +36,7 @@ func TestLaunchReplicasSpreadsOneCallPerSubnet(t *testing.T) {
 			runs := fakeInputs[ec2.RunInstancesInput](c, "RunInstances")[mark:]
 			got := map[string]int32{}
 			for _, in := range runs {
-				subnet := aws.ToString(in.SubnetId)
+				subnet, _, _ := placementOf(in)
 				if _, twice := got[subnet]; twice {
 					t.Errorf("two RunInstances calls for %s", subnet)
 				}
@@ -108,6 +109,11 @@ func TestLaunchReplicasKeepBase(t *testing.T) {
 	}
 }
 
+func hasSubnet(in *ec2.RunInstancesInput, subnet string) bool {
+	got, _, _ := placementOf(in)
+	return got == subnet
+}
+
 func TestLaunchReplicasTwiceLaunchesOnlyWhatIsMissing(t *testing.T) {
 	ctx := context.Background()
 	c := newFakeCloud(t)
@@ -139,7 +145,7 @@ func TestLaunchReplicasTwiceLaunchesOnlyWhatIsMissing(t *testing.T) {
 	before := c.count("RunInstances")
 	third := mustRun(t)(c.stages().LaunchReplicas(ctx, doc))
 	runs := fakeInputs[ec2.RunInstancesInput](c, "RunInstances")[before:]
-	if len(runs) != 1 || aws.ToString(runs[0].SubnetId) != "subnet-0b" || aws.ToInt32(runs[0].MaxCount) != 1 {
+	if len(runs) != 1 || !hasSubnet(runs[0], "subnet-0b") || aws.ToInt32(runs[0].MaxCount) != 1 {
 		t.Errorf("after losing a replica in subnet-0b: launches %d", len(runs))
 	}
 	if len(third.Resources.Fleet.ReplicaInstanceIDs) != 4 || slices.Contains(third.Resources.Fleet.ReplicaInstanceIDs, lost) {
@@ -147,16 +153,16 @@ func TestLaunchReplicasTwiceLaunchesOnlyWhatIsMissing(t *testing.T) {
 	}
 }
 
-// A launch that fails halfway (capacity in one zone) is finished by the retry.
+// A launch that fails halfway (throttled in the second zone) is finished by the retry.
 func TestLaunchReplicasRetryAfterPartialFailure(t *testing.T) {
 	ctx := context.Background()
 	c := newFakeCloud(t)
 	doc := testDoc()
 	doc.Config.ReplicaCount = 3
 	doc = withImage(t, c, doc)
-	c.failNth("RunInstances", 2, fakeErr("InsufficientInstanceCapacity", "no t2.micro in us-east-1b"))
-	if _, err := c.stages().LaunchReplicas(ctx, doc); ErrorCode(err) != "InsufficientInstanceCapacity" {
-		t.Fatalf("got %v, want the capacity error", err)
+	c.failNth("RunInstances", 2, fakeErr("RequestLimitExceeded", "Request limit exceeded."))
+	if _, err := c.stages().LaunchReplicas(ctx, doc); !IsRetryable(err) {
+		t.Fatalf("got %v, want the retryable throttling error", err)
 	}
 	if n := len(c.instancesWith(testRunID, pipeline.RoleReplica)); n != 1 {
 		t.Fatalf("%d replicas after the failure, want 1", n)
@@ -215,5 +221,117 @@ func TestUndosLeaveNothingTagged(t *testing.T) {
 	}
 	if left := c.tagged(testRunID); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// Not every zone offers every type: t3.micro is not offered in us-east-1e. With a
+// subnet there, the load balancer keeps it, but no instance goes to it (on AWS, a
+// launch there answers Unsupported).
+func TestLaunchesGoOnlyToZonesThatOfferTheType(t *testing.T) {
+	ctx := context.Background()
+	c := newFakeCloud(t)
+	c.addSubnet("subnet-0e", fakeDefaultVPC, "us-east-1e", true)
+	doc := testDoc()
+	doc.Config.InstanceType, doc.Config.ReplicaCount = "t3.micro", 6
+	doc.Placement = &pipeline.Placement{Zones: []string{"us-east-1a", "us-east-1b", "us-east-1c"}, VCPUs: 2}
+	doc = withImage(t, c, doc)
+	if net := doc.Resources.Network; !slices.Contains(net.SubnetIDs, "subnet-0e") {
+		t.Fatalf("network subnets %v: the load balancer's keep subnet-0e", net.SubnetIDs)
+	}
+	mustRun(t)(c.stages().LaunchReplicas(ctx, doc))
+	for _, role := range []string{pipeline.RoleBase, pipeline.RoleReplica} {
+		for _, in := range c.instancesWith(testRunID, role) {
+			if in.AZ == "us-east-1e" {
+				t.Errorf("%s %s in us-east-1e, which does not offer t3.micro", role, in.ID)
+			}
+		}
+	}
+	if n := len(c.instancesWith(testRunID, pipeline.RoleReplica)); n != 6 {
+		t.Errorf("%d replicas, want 6 over the three zones that offer the type", n)
+	}
+}
+
+// Replicas get no public IPv4 address (AWS bills each; the load balancer reaches
+// them privately) unless config.sshCidrs asks for SSH. Their subnet and group go in
+// the network interface, as EC2 requires when one is given.
+func TestLaunchReplicasPublicAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ssh    []string
+		public bool
+	}{
+		{"no SSH, no public address", nil, false},
+		{"SSH asked for", []string{"203.0.113.0/24"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newFakeCloud(t)
+			doc := testDoc()
+			doc.Config.SSHCIDRs = tc.ssh
+			doc = withImage(t, c, doc)
+			mark := c.count("RunInstances")
+			out := mustRun(t)(c.stages().LaunchReplicas(context.Background(), doc))
+			for _, in := range fakeInputs[ec2.RunInstancesInput](c, "RunInstances")[mark:] {
+				if in.SubnetId != nil || in.SecurityGroupIds != nil || len(in.NetworkInterfaces) != 1 {
+					t.Fatalf("subnet %v, groups %v, interfaces %+v: want one network interface holding them",
+						in.SubnetId, in.SecurityGroupIds, in.NetworkInterfaces)
+				}
+				ni := in.NetworkInterfaces[0]
+				if aws.ToInt32(ni.DeviceIndex) != 0 || ni.AssociatePublicIpAddress == nil || *ni.AssociatePublicIpAddress != tc.public {
+					t.Errorf("interface %+v: want device 0, AssociatePublicIpAddress %v", ni, tc.public)
+				}
+			}
+			for _, id := range out.Resources.Fleet.ReplicaInstanceIDs {
+				if got := c.instances[id].PublicIP != ""; got != tc.public {
+					t.Errorf("replica %s has a public address: %v, want %v", id, got, tc.public)
+				}
+			}
+			// The base keeps its default subnet's public address: its script fetches
+			// httpd from the package repositories.
+			if c.instances[doc.Resources.Image.BaseInstanceID].PublicIP == "" {
+				t.Error("the base instance lost its public address")
+			}
+		})
+	}
+}
+
+// A retry of the same call (same document) sends the same token; another execution
+// of the same run id sends another.
+func TestLaunchTokensAreTheExecutions(t *testing.T) {
+	tokens := func(seed string) []string {
+		t.Helper()
+		c := newFakeCloud(t)
+		doc := testDoc()
+		doc.TokenSeed = seed
+		doc = withImage(t, c, doc)
+		mustRun(t)(c.stages().LaunchReplicas(context.Background(), doc))
+		var out []string
+		for _, in := range fakeInputs[ec2.RunInstancesInput](c, "RunInstances") {
+			tok := aws.ToString(in.ClientToken)
+			if tok == "" || len(tok) > 64 {
+				t.Errorf("client token %q: want 1 to 64 characters", tok)
+			}
+			out = append(out, tok)
+		}
+		return out
+	}
+	first := tokens(tokenSeed(fakeExecutionARN(testRunID), fakeStartTime))
+	if again := tokens(tokenSeed(fakeExecutionARN(testRunID), fakeStartTime)); !slices.Equal(again, first) {
+		t.Errorf("the same execution sent %v, then %v", first, again)
+	}
+	other := tokens(tokenSeed(fakeExecutionARN(testRunID), "2026-11-27T12:00:01.000Z"))
+	for _, tok := range other {
+		if slices.Contains(first, tok) {
+			t.Errorf("two executions of run %s both sent token %q", testRunID, tok)
+		}
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(first)))) != len(first) {
+		t.Errorf("one execution sent one token for two requests: %v", first)
+	}
+
+	c := newFakeCloud(t)
+	doc := withImage(t, c, testDoc())
+	doc.TokenSeed = ""
+	if _, err := c.stages().LaunchReplicas(context.Background(), doc); err == nil || !strings.Contains(err.Error(), "tokenSeed") {
+		t.Errorf("without a token seed: %v, want an error naming tokenSeed", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -107,7 +108,16 @@ func newMotoHarness(t *testing.T) *motoHarness {
 // validated is the document Validate makes for runID from an empty input.
 func (h *motoHarness) validated(runID string) pipeline.Document {
 	h.t.Helper()
-	doc, err := h.s.Validate(h.ctx, pipeline.ValidateInput{ExecutionName: runID, Input: json.RawMessage(`{}`)})
+	return h.validatedInput(runID, `{}`)
+}
+
+// validatedInput is the document Validate makes for runID from input, for an
+// execution named runID that starts now.
+func (h *motoHarness) validatedInput(runID, input string) pipeline.Document {
+	h.t.Helper()
+	doc, err := h.s.Validate(h.ctx, pipeline.ValidateInput{ExecutionName: runID, Input: json.RawMessage(input),
+		ExecutionID: "arn:aws:states:" + motoRegion + ":123456789012:execution:AmiFleetPipeline:" + runID,
+		StartTime:   time.Now().UTC().Format(time.RFC3339Nano)})
 	if err != nil {
 		h.t.Fatalf("Validate: %v", err)
 	}
@@ -408,4 +418,66 @@ func TestMotoCleanupAfterEachStage(t *testing.T) {
 		})
 	}
 	t.Logf("%s took %s", t.Name(), time.Since(start).Round(time.Millisecond))
+}
+
+// moto's offerings carry AWS's real gaps (t3.micro is not offered in us-east-1e,
+// where the default VPC has a subnet), though its RunInstances launches anywhere:
+// Validate finds the zones that offer the type, and no instance of the run goes
+// elsewhere, while the load balancer keeps every zone. The replicas get no public
+// address; the base keeps its default subnet's, for its packages.
+func TestMotoInstancesOnlyInZonesThatOfferTheType(t *testing.T) {
+	h := newMotoHarness(t)
+	runID := newRunID(t, "zones")
+	doc := h.validatedInput(runID, `{"instanceType": "t3.micro", "replicaCount": 6}`)
+	if doc.Placement == nil || slices.Contains(doc.Placement.Zones, "us-east-1e") || len(doc.Placement.Zones) < 2 {
+		t.Fatalf("placement %+v, want the default subnets' zones but us-east-1e", doc.Placement)
+	}
+	if doc.Placement.VCPUs != 2 {
+		t.Errorf("placement says %d vCPUs for t3.micro, want 2", doc.Placement.VCPUs)
+	}
+	for _, step := range motoPipeline[:5] { // up to LaunchReplicas
+		var err error
+		if doc, err = step.stage(h.s)(h.ctx, doc); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if step.wait != nil {
+			doc = step.wait(h, doc)
+		}
+	}
+	if !slices.Contains(doc.Resources.Network.AvailabilityZones, "us-east-1e") {
+		t.Errorf("network zones %v: the load balancer keeps us-east-1e", doc.Resources.Network.AvailabilityZones)
+	}
+	out, err := h.ec2.DescribeInstances(h.ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + pipeline.TagRunID), Values: []string{runID}}}})
+	h.must("DescribeInstances", err)
+	n := 0
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			n++
+			zone := aws.ToString(in.Placement.AvailabilityZone)
+			if zone == "us-east-1e" {
+				t.Errorf("instance %s in us-east-1e, which does not offer t3.micro", aws.ToString(in.InstanceId))
+			}
+			public := aws.ToString(in.PublicIpAddress) != ""
+			if role := tagOf(in.Tags, pipeline.TagRole); public != (role == pipeline.RoleBase) {
+				t.Errorf("%s %s: public address %q", role, aws.ToString(in.InstanceId), aws.ToString(in.PublicIpAddress))
+			}
+		}
+	}
+	if n != 7 {
+		t.Errorf("%d instances, want the base and 6 replicas", n)
+	}
+	h.cleanup(doc)
+	if got := h.count(runID); !got.empty() {
+		t.Errorf("after cleanup the run still owns %+v", got)
+	}
+}
+
+func tagOf(tags []ec2types.Tag, key string) string {
+	for _, tag := range tags {
+		if aws.ToString(tag.Key) == key {
+			return aws.ToString(tag.Value)
+		}
+	}
+	return ""
 }

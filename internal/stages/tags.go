@@ -67,13 +67,33 @@ func tagSpecs(doc pipeline.Document, role string, resourceTypes ...ec2types.Reso
 	return specs
 }
 
-// clientToken is an idempotency token for a create call of the run: the parts
-// joined, or, past EC2's 64 characters, a hash of them.
-func clientToken(runID string, parts ...string) string {
-	t := strings.Join(append([]string{pipeline.NamePrefix + runID}, parts...), "-")
+// tokenSeed is the seed of a run's idempotency tokens (doc.tokenSeed): a hash of the
+// execution's id and start time. Every retry within one execution gets the document
+// Validate made, so the same seed; any two executions differ in one or the other (an
+// execution name may be used again 90 days on, and run ids are derived from names).
+func tokenSeed(executionID, startTime string) string {
+	sum := sha256.Sum256([]byte(executionID + "\n" + startTime))
+	return hex.EncodeToString(sum[:16])
+}
+
+// clientToken is the idempotency token of one create call of the run (RunInstances'
+// ClientToken): the seed and the parts that tell the run's calls apart, joined, or,
+// past EC2's 64 characters, their SHA-256 in hex (64 characters). EC2 keeps a token
+// for a while, even for terminated instances: a token must name one request only.
+func clientToken(seed string, parts ...string) string {
+	t := strings.Join(append([]string{seed}, parts...), "-")
 	if len(t) <= 64 {
 		return t
 	}
 	sum := sha256.Sum256([]byte(t))
-	return pipeline.NamePrefix + hex.EncodeToString(sum[:])[:40]
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenSeedOf is the document's seed; a document without one did not come from
+// Validate.
+func tokenSeedOf(doc pipeline.Document) (string, error) {
+	if doc.TokenSeed == "" {
+		return "", notYet("tokenSeed", pipeline.Validate)
+	}
+	return doc.TokenSeed, nil
 }

@@ -17,10 +17,27 @@ const testRunID = "run-1"
 
 // testDoc is the document Validate makes of an input with a user tag.
 func testDoc() pipeline.Document {
-	cfg := pipeline.DefaultConfig()
-	cfg.Tags = map[string]string{"team": "web", pipeline.TagRole: "user-cannot-override"}
-	return pipeline.Document{RunID: testRunID, Config: cfg}
+	doc := validatedDoc(testRunID)
+	doc.Config.Tags = map[string]string{"team": "web", pipeline.TagRole: "user-cannot-override"}
+	return doc
 }
+
+// validatedDoc is the document Validate makes of an empty input on the fake cloud,
+// for an execution named runID: the defaults, the token seed, and the fake's default
+// subnets' zones, which all offer t2.micro (1 vCPU).
+func validatedDoc(runID string) pipeline.Document {
+	return pipeline.Document{RunID: runID, Config: pipeline.DefaultConfig(),
+		TokenSeed: tokenSeed(fakeExecutionARN(runID), fakeStartTime),
+		Placement: &pipeline.Placement{Zones: []string{"us-east-1a", "us-east-1b", "us-east-1c"}, VCPUs: 1}}
+}
+
+// fakeExecutionARN is the ARN of the Pipeline execution named name, and fakeStartTime
+// when it started.
+func fakeExecutionARN(name string) string {
+	return "arn:aws:states:" + fakeRegion + ":" + fakeAccount + ":execution:AmiFleetPipeline:" + name
+}
+
+const fakeStartTime = "2026-11-27T12:00:00.000Z"
 
 // mustRun takes a stage's answer and fails the test on error:
 // mustRun(t)(s.LaunchBase(ctx, doc)).

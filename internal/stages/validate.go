@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -10,44 +11,54 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
-// Validate is the first stage: it derives the run id from the execution name,
-// reads the input strictly with its defaults (pipeline.ParseConfig), and checks
-// against the account what the input names: that the subnets exist, share one VPC
-// and span two availability zones (an ALB needs two), and that the image exists
-// and is available. It makes read-only calls only, so bad input is refused with a
-// BadInputError before anything is created. It has no undo: it creates nothing.
+// Validate is the first stage: it derives the run id from the execution name and the
+// run's token seed from the execution's id and start time, reads the input strictly
+// with its defaults (pipeline.ParseConfig), and checks against the account what the
+// run will need: that its subnets (the input's, or the default VPC's) exist, share
+// one VPC and span two availability zones (an ALB needs two); that the image exists
+// and is available; that the instance type exists and is offered in at least one of
+// those zones (doc.placement records which); and, where the quota can be read, that
+// the fleet's vCPUs fit in the account's quota beside what already runs. It makes
+// read-only calls only, so a run is refused (BadInputError, CapacityError) before
+// anything is created. It has no undo: it creates nothing.
 func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipeline.Document, error) {
 	runID, err := pipeline.RunIDFromExecutionName(in.ExecutionName)
 	if err != nil {
 		return pipeline.Document{}, err
 	}
+	if in.ExecutionID == "" || in.StartTime == "" {
+		return pipeline.Document{}, &pipeline.StageError{Err: errors.New(
+			"the Validate task passed no executionId or startTime ($$.Execution.Id, $$.Execution.StartTime): " +
+				"the run's idempotency tokens are derived from them")}
+	}
 	cfg, err := pipeline.ParseConfig(in.Input)
 	if err != nil {
 		return pipeline.Document{}, err
 	}
-	if len(cfg.SubnetIDs) > 0 {
-		if err := s.validateSubnets(ctx, cfg.SubnetIDs); err != nil {
-			return pipeline.Document{}, err
-		}
+	subnets, err := s.candidateSubnets(ctx, cfg.SubnetIDs)
+	if err != nil {
+		return pipeline.Document{}, err
 	}
 	if cfg.ImageID != "" {
 		if err := s.validateImage(ctx, cfg.ImageID); err != nil {
 			return pipeline.Document{}, err
 		}
 	}
-	Log(ctx).Info("input valid", "runId", runID, "instanceType", cfg.InstanceType,
-		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase())
-	return pipeline.Document{RunID: runID, Config: cfg, Resources: pipeline.Resources{}}, nil
-}
-
-// validateSubnets checks the input's subnets with one DescribeSubnets call: they
-// exist, and keep the subnet rule (subnets.go).
-func (s *Stages) validateSubnets(ctx context.Context, ids []string) error {
-	subnets, err := s.describeGivenSubnets(ctx, ids)
+	vcpus, err := s.instanceTypeVCPUs(ctx, cfg.InstanceType)
 	if err != nil {
-		return err
+		return pipeline.Document{}, err
 	}
-	return checkSubnetRule(subnets)
+	zones, err := s.offeringZones(ctx, cfg.InstanceType, zonesOf(subnets))
+	if err != nil {
+		return pipeline.Document{}, err
+	}
+	if err := s.checkVCPUQuota(ctx, cfg, vcpus); err != nil {
+		return pipeline.Document{}, err
+	}
+	Log(ctx).Info("input valid", "runId", runID, "instanceType", cfg.InstanceType, "zones", zones,
+		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase())
+	return pipeline.Document{RunID: runID, Config: cfg, TokenSeed: tokenSeed(in.ExecutionID, in.StartTime),
+		Placement: &pipeline.Placement{Zones: zones, VCPUs: vcpus}, Resources: pipeline.Resources{}}, nil
 }
 
 // validateImage checks that the input's AMI exists here and can be launched.
