@@ -74,6 +74,11 @@ func (a arns) elb(resource string) string {
 	return "arn:" + a.partition + ":elasticloadbalancing:" + a.region + ":" + a.account + ":" + resource
 }
 
+// serviceQuota is one quota of a service in Service Quotas.
+func (a arns) serviceQuota(serviceCode, quotaCode string) string {
+	return "arn:" + a.partition + ":servicequotas:" + a.region + ":" + a.account + ":" + serviceCode + "/" + quotaCode
+}
+
 const namePattern = pipeline.NamePrefix + "*"
 
 // runInstances lets a stage launch run-tagged instances (with their run-tagged root
@@ -92,7 +97,10 @@ func (a arns) runInstances(images grant) []grant {
 		},
 		{
 			// Subnets and key pairs are the user's (config.subnetIds, config.keyName);
-			// the network interface is created with the instance.
+			// the network interface is created with the instance (the replicas name its
+			// subnet, groups and public address in NetworkInterfaces). Its
+			// ec2:AssociatePublicIpAddress is not pinned: config.sshCidrs decides it at
+			// run time.
 			actions:   []string{"ec2:RunInstances"},
 			resources: []string{a.ec2("subnet/*"), a.ec2("network-interface/*"), a.ec2("key-pair/*")},
 		},
@@ -109,9 +117,19 @@ func (a arns) runInstances(images grant) []grant {
 // beyond writing its own logs and X-Ray traces. A stage that calls something new
 // needs it added here, and in the table of TestFunctionRolesAllowExactlyTheirActions.
 var permissions = map[string]func(arns) []grant{
-	// Validate checks that config.subnetIds and config.imageId exist; it creates nothing.
-	pipeline.Validate: func(arns) []grant {
-		return []grant{describe("ec2:DescribeSubnets", "ec2:DescribeImages")}
+	// Validate checks what the run will need against the account: the subnets (given
+	// or the default VPC's), config.imageId, the instance type, the zones that offer
+	// it, and the vCPU quota beside the instances already running. It creates nothing.
+	pipeline.Validate: func(a arns) []grant {
+		return []grant{
+			describe("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances"),
+			{
+				// The one quota it reads: running On-Demand standard instances' vCPUs.
+				actions:   []string{"servicequotas:GetServiceQuota"},
+				resources: []string{a.serviceQuota(pipeline.VCPUQuotaService, pipeline.VCPUQuotaCode)},
+			},
+		}
 	},
 
 	pipeline.CreateSecurityGroups: func(a arns) []grant {

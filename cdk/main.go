@@ -10,14 +10,23 @@
 //	schedule  an EventBridge Scheduler expression, e.g. "cron(0 6 * * ? *)", that
 //	          starts the Pipeline with events/scheduled-input.json; none when unset
 //	local     "true" when deploying into the local cloud (no bootstrap version rule)
+//	createTimeoutSeconds  the timeout of every function that creates something, which
+//	          Cleanup waits out after a failed Parallel branch (default and most
+//	          pipeline.CreateTimeoutSeconds; the local cloud deploys 20)
 //	buildDir  where the zips are, relative to the repository root (default build/<goarch>)
+//	region    synthesize for this region only, e.g. cn-north-1 or us-gov-west-1 (the
+//	          CDK then resolves what differs by region, such as service principals);
+//	          unset, the stack is environment-agnostic and deploys to any region of
+//	          any partition (the local cloud deploys one synthesis to several regions)
 package main
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
+	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -56,6 +65,16 @@ func newApp(app awscdk.App, root string) (*AmiFleetStack, error) {
 		Architecture: arch,
 		BuildDir:     underRoot(root, contextString(app, "buildDir", filepath.Join("build", GoArch(arch)))),
 		Schedule:     schedule,
+	}
+	if v := contextString(app, "createTimeoutSeconds", ""); v != "" {
+		secs, err := strconv.Atoi(v)
+		if err != nil || secs < 10 || secs > pipeline.CreateTimeoutSeconds {
+			return nil, fmt.Errorf("context createTimeoutSeconds=%q: want whole seconds from 10 to %d", v, pipeline.CreateTimeoutSeconds)
+		}
+		props.CreateTimeoutSeconds = secs
+	}
+	if region := contextString(app, "region", ""); region != "" {
+		props.Env = &awscdk.Environment{Region: jsii.String(region)}
 	}
 	if local {
 		// The local cloud keeps no SSM parameter with the bootstrap version, and

@@ -38,10 +38,22 @@ type AmiFleetStackProps struct {
 	Schedule string
 	// ScheduledInput is the Pipeline's input on a scheduled run (JSON text).
 	ScheduledInput string
+	// CreateTimeoutSeconds bounds the timeout of every function that creates
+	// something, and is what Cleanup waits out after a stopped Parallel branch (its
+	// AMIFLEET_CREATE_TIMEOUT_SECONDS); 0 means pipeline.CreateTimeoutSeconds. The local
+	// cloud, where a create takes a second, deploys a shorter one.
+	CreateTimeoutSeconds int
 }
 
+// creates are the functions that create resources: none runs longer than the create
+// timeout, which Cleanup waits out.
+var creates = []string{pipeline.CreateSecurityGroups, pipeline.LaunchBase, pipeline.CreateImage,
+	pipeline.CreateLoadBalancer, pipeline.LaunchReplicas}
+
 // sizing is what one function gets: checks only describe, creates wait on AWS APIs
-// that can be slow (RunInstances for 20 replicas, CreateLoadBalancer).
+// that can be slow (RunInstances for 20 replicas, CreateLoadBalancer). No function
+// that creates something gets more than pipeline.CreateTimeoutSeconds: Cleanup's
+// clean looks span it (a test holds the table to it).
 type sizing struct {
 	memoryMB       float64
 	timeoutSeconds float64
@@ -54,9 +66,9 @@ var sizes = map[string]sizing{
 	pipeline.CheckBaseStopped:        {128, 30},
 	pipeline.CreateImage:             {256, 60},
 	pipeline.CheckImageAvailable:     {128, 30},
-	pipeline.CreateLoadBalancer:      {256, 120},
+	pipeline.CreateLoadBalancer:      {256, pipeline.CreateTimeoutSeconds},
 	pipeline.CheckLoadBalancerActive: {128, 30},
-	pipeline.LaunchReplicas:          {256, 120},
+	pipeline.LaunchReplicas:          {256, pipeline.CreateTimeoutSeconds},
 	pipeline.CheckInstancesRunning:   {128, 30},
 	pipeline.RegisterTargets:         {256, 60},
 	pipeline.CheckTargetsHealthy:     {128, 30},
@@ -93,10 +105,21 @@ func NewAmiFleetStack(scope constructs.Construct, id string, props *AmiFleetStac
 	s := &AmiFleetStack{Stack: stack, Functions: map[string]awslambda.Function{}}
 	a := newARNs()
 
+	createTimeout := float64(pipeline.CreateTimeoutSeconds)
+	if props.CreateTimeoutSeconds > 0 {
+		createTimeout = float64(props.CreateTimeoutSeconds)
+	}
 	for _, f := range pipeline.Functions {
 		size, ok := sizes[f.Name]
 		if !ok {
 			return nil, fmt.Errorf("no memory and timeout for function %s", f.Name)
+		}
+		var env map[string]*string
+		switch {
+		case slices.Contains(creates, f.Name):
+			size.timeoutSeconds = min(size.timeoutSeconds, createTimeout)
+		case f.Name == pipeline.Cleanup:
+			env = map[string]*string{pipeline.EnvCreateTimeout: jsii.String(fmt.Sprint(createTimeout))}
 		}
 		perms, ok := permissions[f.Name]
 		if !ok {
@@ -126,6 +149,7 @@ func NewAmiFleetStack(scope constructs.Construct, id string, props *AmiFleetStac
 			Architecture:          arch,
 			MemorySize:            jsii.Number(size.memoryMB),
 			Timeout:               awscdk.Duration_Seconds(jsii.Number(size.timeoutSeconds)),
+			Environment:           &env,
 			Role:                  role,
 			LogGroup:              logs,
 			LoggingFormat:         awslambda.LoggingFormat_JSON,
@@ -183,10 +207,11 @@ func NewAmiFleetStack(scope constructs.Construct, id string, props *AmiFleetStac
 }
 
 // stateMachine deploys one ASL definition with its ${<Name>FunctionArn} placeholders
-// (and extra ones) replaced by the ARNs they name, allowed to invoke exactly those
-// functions.
+// (and extra ones) replaced by the ARNs they name and ${Partition} by AWS::Partition
+// (aws, aws-cn, aws-us-gov: the definitions name none), allowed to invoke exactly
+// those functions.
 func (s *AmiFleetStack) stateMachine(name string, definition []byte, functions []string, extra map[string]string) (sfn.StateMachine, error) {
-	values := map[string]string{}
+	values := map[string]string{stepfunctions.PartitionPlaceholder: *awscdk.Aws_PARTITION()}
 	for k, v := range extra {
 		values[k] = v
 	}
@@ -202,8 +227,9 @@ func (s *AmiFleetStack) stateMachine(name string, definition []byte, functions [
 	if err := stepfunctions.Lint(definition); err != nil {
 		return nil, fmt.Errorf("state machine %s: %w", name, err)
 	}
-	// The ARNs are tokens: the CDK turns the rendered text into an Fn::Join that
-	// CloudFormation fills in at deploy time.
+	// The ARNs and the partition are tokens: the CDK turns the rendered text into an
+	// Fn::Join that CloudFormation fills in at deploy time (not DefinitionSubstitutions,
+	// which the local cloud's CloudFormation ignores).
 	body, err := stepfunctions.Render(definition, values)
 	if err != nil {
 		return nil, fmt.Errorf("state machine %s: %w", name, err)

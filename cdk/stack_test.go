@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	sfn "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
@@ -24,7 +26,7 @@ import (
 // the default one, and one with every context key set.
 var (
 	defaultContext = map[string]any{}
-	fullContext    = map[string]any{"schedule": "cron(0 6 * * ? *)", "local": "true", "arch": "x86_64"}
+	fullContext    = map[string]any{"schedule": "cron(0 6 * * ? *)", "local": "true", "arch": "x86_64", "createTimeoutSeconds": "20"}
 )
 
 type synthesized struct {
@@ -194,16 +196,28 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 	if v := want["Verify"].timeout; v <= pipeline.MaxVerifySeconds {
 		t.Fatalf("Verify's timeout %v s leaves no margin over the %d s that Validate lets it take", v, pipeline.MaxVerifySeconds)
 	}
+	// After a Parallel branch fails, Cleanup's clean looks span the longest a create
+	// still in flight can run: no create may run longer.
+	for _, f := range []string{pipeline.CreateSecurityGroups, pipeline.LaunchBase, pipeline.CreateImage,
+		pipeline.CreateLoadBalancer, pipeline.LaunchReplicas} {
+		if v := want[f].timeout; v > pipeline.CreateTimeoutSeconds {
+			t.Fatalf("%s's timeout %v s is longer than the %d s Cleanup waits out (pipeline.CreateTimeoutSeconds)", f, v, pipeline.CreateTimeoutSeconds)
+		}
+	}
 	for _, tc := range []struct {
-		ctx  map[string]any
-		arch string
-	}{{defaultContext, "arm64"}, {fullContext, "x86_64"}} {
+		ctx           map[string]any
+		arch          string
+		createTimeout float64 // what the context makes of the creates' timeouts
+	}{{defaultContext, "arm64", pipeline.CreateTimeoutSeconds}, {fullContext, "x86_64", 20}} {
 		s := synth(t, tc.ctx)
 		for _, f := range pipeline.Functions {
 			t.Run(tc.arch+"/"+f.Name, func(t *testing.T) {
 				w, ok := want[f.Name]
 				if !ok {
 					t.Fatalf("no expected sizing for %s: add it to this table", f.Name)
+				}
+				if slices.Contains(creates, f.Name) {
+					w.timeout = min(w.timeout, tc.createTimeout)
 				}
 				id := logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild())
 				p := props(s.json, id)
@@ -221,6 +235,15 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 						t.Errorf("%s = %v, want %v", name, c[0], c[1])
 					}
 				}
+				// Stages read only the Lambda's own variables, but for Cleanup, which
+				// waits out the creates' timeout as deployed.
+				wantEnv := any(nil)
+				if f.Name == pipeline.Cleanup {
+					wantEnv = map[string]any{pipeline.EnvCreateTimeout: fmt.Sprint(tc.createTimeout)}
+				}
+				if got := dig(p, "Environment", "Variables"); !reflect.DeepEqual(got, wantEnv) {
+					t.Errorf("Environment.Variables = %v, want %v", got, wantEnv)
+				}
 				// Its own log group, with a retention.
 				lg := dig(p, "LoggingConfig", "LogGroup", "Ref")
 				if lg == nil || typeOf(s.json, fmt.Sprint(lg)) != "AWS::Logs::LogGroup" {
@@ -228,9 +251,6 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 				}
 				if r := props(s.json, fmt.Sprint(lg))["RetentionInDays"]; r != float64(30) {
 					t.Errorf("log group retention = %v days, want 30", r)
-				}
-				if env := p["Environment"]; env != nil {
-					t.Errorf("Environment = %v, want none (stages read only the Lambda's own AWS_REGION)", env)
 				}
 			})
 		}
@@ -690,4 +710,106 @@ func refOf(t *testing.T, v any) string {
 		t.Fatalf("%v is not a Ref", v)
 	}
 	return r
+}
+
+// hardCodedPartition matches an ARN whose partition is written out (arn:aws:,
+// arn:aws-cn:, arn:aws-us-gov: ...) instead of read from AWS::Partition.
+var hardCodedPartition = regexp.MustCompile(`arn:aws(-[a-z]+)*:`)
+
+// The stack deploys in every partition: synthesized for a region of China and of
+// GovCloud (and environment-agnostic), its template names no partition itself,
+// the state machines' integration ARNs included (arn:${Partition}:states:::...).
+func TestSynthesizesForEveryPartition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ctx  map[string]any
+	}{
+		{"cn-north-1", map[string]any{"region": "cn-north-1"}},
+		{"us-gov-west-1", map[string]any{"region": "us-gov-west-1"}},
+		{"environment-agnostic", defaultContext},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := synth(t, tc.ctx)
+			if r, ok := tc.ctx["region"]; ok && *s.stack.Region() != r {
+				t.Errorf("stack region %s, want %s", *s.stack.Region(), r)
+			}
+			text, err := json.Marshal(s.json)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range hardCodedPartition.FindAllIndex(text, -1) {
+				from, to := max(0, m[0]-80), min(len(text), m[1]+80)
+				t.Errorf("hard-coded partition %s in the template: …%s…", text[m[0]:m[1]-1], text[from:to])
+			}
+			for _, sm := range []sfn.StateMachine{s.stack.Pipeline, s.stack.Teardown} {
+				p := props(s.json, logicalID(t, s, sm.Node().DefaultChild()))
+				literal, refs := joinParts(t, p["DefinitionString"])
+				if !slices.Contains(refs, "AWS::Partition") || !strings.Contains(literal, `"arn:<token>:states:::lambda:invoke"`) {
+					t.Errorf("%s: the definition does not name its partition through AWS::Partition (refs %v)", *sm.Node().Id(), refs)
+				}
+			}
+			a := assertions.Annotations_FromStack(s.stack.Stack)
+			nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
+			for _, m := range append(*a.FindError(jsii.String("*"), nag), *a.FindWarning(jsii.String("*"), nag)...) {
+				b, _ := json.Marshal(m)
+				t.Errorf("cdk-nag: %s", b)
+			}
+		})
+	}
+}
+
+// ebsKeyActions are the KMS actions that a customer-managed default EBS key must allow
+// the callers of RunInstances and StartInstances: AWS's "Requirements for Amazon EBS
+// encryption → Permissions for users" (CreateGrant limited by GrantIsForAWSResource,
+// Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt), and kms:Encrypt
+// of AWS's key-user statement for principals that launch encrypted instances.
+var ebsKeyActions = []string{
+	"kms:CreateGrant", "kms:GrantIsForAWSResource", "kms:Decrypt", "kms:DescribeKey",
+	"kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt",
+}
+
+// docs/deploy.md says what a customer-managed default EBS key needs: every action, the
+// three places they go, and every function whose role may launch or start instances
+// (read from the synthesized roles, so that a new one cannot be left out).
+func TestDeployDocListsWhatAnEBSKeyNeeds(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	const heading = "### A customer-managed default EBS encryption key"
+	i := strings.Index(doc, heading)
+	if i < 0 {
+		t.Fatalf("docs/deploy.md has no section %q", heading)
+	}
+	section := doc[i+len(heading):]
+	if j := strings.Index(section, "\n## "); j >= 0 {
+		section = section[:j]
+	}
+	for _, a := range ebsKeyActions {
+		if !strings.Contains(section, "`"+a) {
+			t.Errorf("the EBS key section does not name %s", a)
+		}
+	}
+	for _, where := range []string{"**The key policy**", "**The functions' roles**", "**The EC2 service's grants**"} {
+		if !strings.Contains(section, where) {
+			t.Errorf("the EBS key section does not say what goes in %s", where)
+		}
+	}
+	s := synth(t, defaultContext)
+	launchers := 0
+	for _, f := range pipeline.Functions {
+		fn := props(s.json, logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild()))
+		role := fmt.Sprint(dig(fn, "Role", "Fn::GetAtt").([]any)[0])
+		granted := actionsOf(roleStatements(s.json, role))
+		if slices.Contains(granted, "ec2:RunInstances") || slices.Contains(granted, "ec2:StartInstances") {
+			launchers++
+			if !strings.Contains(section, "**"+f.Name+"**") {
+				t.Errorf("%s may launch or start instances (encrypted volumes); the EBS key section does not name it", f.Name)
+			}
+		}
+	}
+	if launchers == 0 {
+		t.Fatal("no function's role grants ec2:RunInstances or ec2:StartInstances: the check cannot fail")
+	}
 }

@@ -77,11 +77,17 @@ var lambdaServiceErrors = []string{
 	"Lambda.TooManyRequestsException",
 }
 
+// functionTimedOut is what Step Functions reports when a Lambda function runs past its
+// timeout (the runtime's errorType; Lambda.Unknown only for a payload without one).
+// Every Lambda Task retries it: the stages are idempotent, and a timeout is most often
+// an AWS API that answered slowly once.
+const functionTimedOut = "Sandbox.Timedout"
+
 // neverRetried are errors no retry can cure: bad input, a resource in a state it
 // cannot leave, a stage's failure, and an exhausted wait. States.ALL and
 // States.TaskFailed would match them too.
 var neverRetried = []string{
-	pipeline.ErrBadInput, pipeline.ErrResourceFailed, pipeline.ErrStage, pipeline.ErrWaitTimedOut,
+	pipeline.ErrBadInput, pipeline.ErrCapacity, pipeline.ErrResourceFailed, pipeline.ErrStage, pipeline.ErrWaitTimedOut,
 	"States.ALL", "States.TaskFailed",
 }
 
@@ -98,16 +104,21 @@ var (
 //     their own scope (each Parallel branch is one); every state is reachable from
 //     StartAt, and from every state an end (Succeed, Fail, End) is reachable.
 //   - every Lambda Task retries the Lambda service's errors, Lambda.TooManyRequestsException
-//     included, and RetryableError with a BackoffRate above 1; no Task or Parallel
-//     retries BadInputError, ResourceFailedError, StageError, WaitTimedOutError (nor
+//     included, a function's timeout (Sandbox.Timedout), and RetryableError with a
+//     BackoffRate above 1; no Task or Parallel retries BadInputError, CapacityError,
+//     ResourceFailedError, StageError, WaitTimedOutError (nor
 //     States.ALL or States.TaskFailed, which match them).
 //   - every Task and Parallel has a Catch for States.ALL; a Catch that does not go
 //     straight to a Fail state keeps the document and records the error at
-//     $.errors.<StateName>.
+//     $.errors.<StateName>, except one that goes straight to a Succeed state: it
+//     names errors that mean success (no States.*) and discards them (ResultPath null).
 //   - every loop passes through a Choice rule that leaves the loop when
 //     $.polls.<key>.attempts NumericGreaterThanEqualsPath $.config.poll.maxPolls.<key>,
 //     and through a Wait with SecondsPath: no loop is unbounded or busy.
 //   - states keep the names of pipeline.Functions and pipeline.Waits (names.go).
+//   - a definition still to be rendered (one with placeholders) names no partition:
+//     its ARNs read arn:${Partition}:..., never arn:aws:... (nor aws-cn, aws-us-gov),
+//     so that it deploys in every partition. A rendered one carries its deployment's.
 func Lint(def []byte) error {
 	var m machine
 	if err := json.Unmarshal(def, &m); err != nil {
@@ -120,12 +131,67 @@ func Lint(def []byte) error {
 		c.scope("", m)
 	}
 	known := KnownPlaceholders()
-	for _, name := range Placeholders(def) {
+	placeholders := Placeholders(def)
+	for _, name := range placeholders {
 		if !slices.Contains(known, name) {
 			c.add("", "", fmt.Sprintf("unknown placeholder ${%s} (known: %s)", name, list(known)))
 		}
 	}
+	if len(placeholders) > 0 {
+		c.partitions(def)
+	}
 	return errors.Join(c.problems...)
+}
+
+// partitionRE matches an ARN's partition written out: arn:aws:, arn:aws-cn:,
+// arn:aws-us-gov:, arn:aws-iso-b: ...
+var partitionRE = regexp.MustCompile(`arn:aws(-[a-z]+)*:`)
+
+// partitions reports every string in def that names a partition, with the state it
+// is in (Comments included: they reach the template too).
+func (c *checker) partitions(def []byte) {
+	var doc any
+	if json.Unmarshal(def, &doc) != nil {
+		return // reported already
+	}
+	var walk func(where, state string, v any)
+	walk = func(where, state string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(v)) {
+				switch {
+				case k == "States":
+					if states, ok := v[k].(map[string]any); ok {
+						for _, name := range slices.Sorted(maps.Keys(states)) {
+							walk(where, name, states[name])
+						}
+						continue
+					}
+				case k == "Branches":
+					for i, b := range asList(v[k]) {
+						walk(fmt.Sprintf("%sstate %q branch %d", prefix(where), state, i+1), "", b)
+					}
+					continue
+				}
+				walk(where, state, v[k])
+			}
+		case []any:
+			for _, e := range v {
+				walk(where, state, e)
+			}
+		case string:
+			if m := partitionRE.FindString(v); m != "" {
+				c.add(where, state, fmt.Sprintf("hard-codes the partition (%s in %q): write arn:${%s}:, which the deployment fills in (aws, aws-cn, aws-us-gov)",
+					strings.TrimSuffix(m, ":"), v, PartitionPlaceholder))
+			}
+		}
+	}
+	walk("", "", doc)
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
 
 type checker struct{ problems []error }
@@ -230,7 +296,7 @@ func (c *checker) state(where, name string, s *state, states map[string]*state) 
 	for _, r := range s.Retry {
 		for _, e := range r.ErrorEquals {
 			if slices.Contains(neverRetried, e) && r.retries() {
-				c.add(where, name, fmt.Sprintf("retries %s, which no retry can cure (BadInputError, ResourceFailedError, StageError and WaitTimedOutError are never retried)", e))
+				c.add(where, name, fmt.Sprintf("retries %s, which no retry can cure (BadInputError, CapacityError, ResourceFailedError, StageError and WaitTimedOutError are never retried)", e))
 			}
 		}
 	}
@@ -239,6 +305,9 @@ func (c *checker) state(where, name string, s *state, states map[string]*state) 
 			if !slices.ContainsFunc(s.Retry, func(r retrier) bool { return r.retries() && slices.Contains(r.ErrorEquals, e) }) {
 				c.add(where, name, "does not retry the Lambda service error "+e)
 			}
+		}
+		if !slices.ContainsFunc(s.Retry, func(r retrier) bool { return r.retries() && slices.Contains(r.ErrorEquals, functionTimedOut) }) {
+			c.add(where, name, "does not retry "+functionTimedOut+" (the function ran past its timeout)")
 		}
 		if !slices.ContainsFunc(s.Retry, func(r retrier) bool {
 			return r.retries() && slices.Contains(r.ErrorEquals, pipeline.ErrRetryable) && r.backoff() > 1
@@ -255,14 +324,30 @@ func (c *checker) state(where, name string, s *state, states map[string]*state) 
 		if to := states[k.Next]; to != nil && to.Type == "Fail" {
 			continue // the Fail state reads the error wherever the Catch put it
 		}
-		if string(k.ResultPath) != want {
-			got := string(k.ResultPath)
-			if got == "" {
-				got = "absent (the error would replace the document)"
+		if to := states[k.Next]; to != nil && to.Type == "Succeed" {
+			// An error that means the work is done (ExecutionAlreadyExists for a start
+			// that did happen): named exactly, and not recorded as a failure.
+			for _, e := range k.ErrorEquals {
+				if strings.HasPrefix(e, "States.") {
+					c.add(where, name, fmt.Sprintf("Catch %v to the Succeed state %q: only an error that means success may end a run well, never %s", k.ErrorEquals, k.Next, e))
+				}
 			}
-			c.add(where, name, fmt.Sprintf("Catch %v to %q has ResultPath %s; want %s", k.ErrorEquals, k.Next, got, want))
+			if string(k.ResultPath) != "null" {
+				c.add(where, name, fmt.Sprintf("Catch %v to the Succeed state %q has ResultPath %s; want null (an error that means success is not recorded in $.errors)", k.ErrorEquals, k.Next, orAbsent(k.ResultPath)))
+			}
+			continue
+		}
+		if string(k.ResultPath) != want {
+			c.add(where, name, fmt.Sprintf("Catch %v to %q has ResultPath %s; want %s", k.ErrorEquals, k.Next, orAbsent(k.ResultPath), want))
 		}
 	}
+}
+
+func orAbsent(resultPath json.RawMessage) string {
+	if len(resultPath) == 0 {
+		return "absent (the error would replace the document)"
+	}
+	return string(resultPath)
 }
 
 // loops checks that every cycle in one scope is bounded by a poll counter and waits.
@@ -340,12 +425,15 @@ func isEnd(s *state) bool {
 }
 
 // isLambdaTask reports whether s invokes a Lambda function, through the optimised
-// integration or by the function's ARN as the Resource.
+// integration or by the function's ARN as the Resource, in any partition (a
+// placeholder, a token or a name).
 func isLambdaTask(s *state) bool {
-	r := s.Resource
-	return s.Type == "Task" && (strings.HasPrefix(r, "arn:aws:states:::lambda:invoke") ||
-		strings.HasPrefix(r, "arn:aws:lambda:") || strings.HasSuffix(r, "FunctionArn}"))
+	return s.Type == "Task" && lambdaResourceRE.MatchString(s.Resource)
 }
+
+// lambdaResourceRE matches arn:<partition>:states:::lambda:invoke[...] and
+// arn:<partition>:lambda:..., and a Resource that is a ${<Name>FunctionArn}.
+var lambdaResourceRE = regexp.MustCompile(`^arn:[^:]+:(states:::lambda:invoke|lambda:)|FunctionArn\}$`)
 
 // walk is every node reachable from starts.
 func walk(starts []string, edges map[string][]string) map[string]bool {

@@ -3,10 +3,13 @@
 // of truth, loadable in Workflow Studio), embeds them, and checks them.
 //
 // The files name each Lambda by a ${<Name>FunctionArn} placeholder (one per entry of
-// pipeline.Functions) and the Teardown state machine by ${TeardownStateMachineArn};
-// Render substitutes them (the CDK stack does, with the deployed ARNs). Check holds
-// the rules every definition must keep: reachable states, an end from every state,
-// the retries and catches of each Task, bounded wait loops, known placeholders.
+// pipeline.Functions), the Teardown state machine by ${TeardownStateMachineArn}, and
+// the partition of every service integration's ARN by ${Partition}
+// (arn:${Partition}:states:::lambda:invoke: aws, aws-cn or aws-us-gov); Render
+// substitutes them (the CDK stack does, with the deployed ARNs and AWS::Partition).
+// Lint holds the rules every definition must keep: reachable states, an end from
+// every state, the retries and catches of each Task, bounded wait loops, known
+// placeholders, no hard-coded partition.
 // docs/state-machines.md explains the states.
 package stepfunctions
 
@@ -33,6 +36,11 @@ var teardownASL []byte
 // the Pipeline starts when a run has a time to live (config.teardownAfterMinutes).
 const TeardownPlaceholder = "TeardownStateMachineArn"
 
+// PartitionPlaceholder is the placeholder for the partition (aws, aws-cn,
+// aws-us-gov) in the ARNs the definitions name themselves: a hard-coded arn:aws:
+// would not deploy in China or GovCloud.
+const PartitionPlaceholder = "Partition"
+
 // Pipeline is the Pipeline state machine's definition, with its placeholders.
 func Pipeline() []byte { return bytes.Clone(pipelineASL) }
 
@@ -40,13 +48,13 @@ func Pipeline() []byte { return bytes.Clone(pipelineASL) }
 func Teardown() []byte { return bytes.Clone(teardownASL) }
 
 // KnownPlaceholders are the placeholders a definition may use: one per function in
-// pipeline.Functions, and TeardownPlaceholder.
+// pipeline.Functions, TeardownPlaceholder and PartitionPlaceholder.
 func KnownPlaceholders() []string {
-	names := make([]string, 0, len(pipeline.Functions)+1)
+	names := make([]string, 0, len(pipeline.Functions)+2)
 	for _, f := range pipeline.Functions {
 		names = append(names, f.Placeholder())
 	}
-	return append(names, TeardownPlaceholder)
+	return append(names, TeardownPlaceholder, PartitionPlaceholder)
 }
 
 // placeholderRE matches ${Name}. Names are identifiers, so that CDK tokens such as

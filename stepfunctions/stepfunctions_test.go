@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -26,14 +27,45 @@ func TestDefinitionsPassLint(t *testing.T) {
 			if err := Lint(tc.def); err != nil {
 				t.Fatalf("Check:\n%v", err)
 			}
-			rendered, err := Render(tc.def, fakeARNs())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := Lint(rendered); err != nil {
-				t.Fatalf("Check after Render:\n%v", err)
+			for _, partition := range []string{"aws", "aws-cn", "aws-us-gov"} {
+				rendered, err := Render(tc.def, partitionARNs(partition))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := Lint(rendered); err != nil {
+					t.Fatalf("Check after Render for %s:\n%v", partition, err)
+				}
+				if want := `"arn:` + partition + `:states:::`; !bytes.Contains(rendered, []byte(want)) {
+					t.Errorf("rendered for %s, the definition has no %s", partition, want)
+				}
 			}
 		})
+	}
+}
+
+// The definitions name no partition: every ARN they write themselves is
+// arn:${Partition}:..., so that the stack deploys in aws-cn and aws-us-gov too.
+func TestDefinitionsNameNoPartition(t *testing.T) {
+	for name, def := range map[string][]byte{"Pipeline": Pipeline(), "Teardown": Teardown()} {
+		if m := partitionRE.Find(def); m != nil {
+			t.Errorf("%s hard-codes the partition: %s", name, m)
+		}
+		if !bytes.Contains(def, []byte(`"arn:${Partition}:states:::lambda:invoke"`)) {
+			t.Errorf("%s has no arn:${Partition}:states:::lambda:invoke", name)
+		}
+	}
+	// A Lambda Task keeps its rules whatever the partition it was rendered for.
+	var def map[string]any
+	if err := json.Unmarshal(Pipeline(), &def); err != nil {
+		t.Fatal(err)
+	}
+	delete(st(def["States"].(map[string]any), "Verify"), "Retry")
+	rendered, err := Render(mustJSON(t, def), partitionARNs("aws-us-gov"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Lint(rendered); err == nil || !strings.Contains(err.Error(), `state "Verify": does not retry the Lambda service error`) {
+		t.Errorf("Lint of a GovCloud rendering without Verify's retries = %v; want the Lambda Task's rules applied", err)
 	}
 }
 
@@ -42,12 +74,12 @@ func TestPlaceholdersAreTheFunctions(t *testing.T) {
 	for _, f := range pipeline.Functions {
 		want = append(want, f.Placeholder())
 	}
-	want = append(want, TeardownPlaceholder)
+	want = append(want, TeardownPlaceholder, PartitionPlaceholder)
 	slices.Sort(want)
 	if got := Placeholders(Pipeline()); !slices.Equal(got, want) {
-		t.Errorf("Pipeline placeholders = %v; want every function's and the Teardown's: %v", got, want)
+		t.Errorf("Pipeline placeholders = %v; want every function's, the Teardown's and the partition: %v", got, want)
 	}
-	if got, want := Placeholders(Teardown()), []string{"CleanupFunctionArn"}; !slices.Equal(got, want) {
+	if got, want := Placeholders(Teardown()), []string{"CleanupFunctionArn", PartitionPlaceholder}; !slices.Equal(got, want) {
 		t.Errorf("Teardown placeholders = %v; want %v", got, want)
 	}
 }
@@ -165,6 +197,13 @@ func TestPipelineConventions(t *testing.T) {
 			}
 		case s.Type == "Task" || s.Type == "Parallel":
 			for _, k := range s.Catch {
+				if name == "ScheduleTeardown" && slices.Equal(k.ErrorEquals, []string{"StepFunctions.ExecutionAlreadyExistsException"}) {
+					// Its own teardown exists: a retry after a start that did happen.
+					if k.Next != "Succeeded" {
+						t.Errorf("%s: Catch %v goes to %q; want Succeeded", name, k.ErrorEquals, k.Next)
+					}
+					continue
+				}
 				if k.Next != "Cleanup" {
 					t.Errorf("%s: Catch %v goes to %q; want Cleanup", name, k.ErrorEquals, k.Next)
 				}
@@ -270,6 +309,22 @@ func TestLintRejects(t *testing.T) {
 				r["ErrorEquals"] = []any{"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
 			},
 			want: `state "LaunchReplicas": does not retry the Lambda service error Lambda.TooManyRequestsException`,
+		},
+		{
+			name: "a function's timeout not retried",
+			mutate: func(s map[string]any) {
+				for _, r := range st(s, "RegisterTargets")["Retry"].([]any) {
+					m := r.(map[string]any)
+					var kept []any
+					for _, e := range m["ErrorEquals"].([]any) {
+						if e != "Sandbox.Timedout" {
+							kept = append(kept, e)
+						}
+					}
+					m["ErrorEquals"] = kept
+				}
+			},
+			want: `state "RegisterTargets": does not retry Sandbox.Timedout (the function ran past its timeout)`,
 		},
 		{
 			name: "RetryableError without backoff",
@@ -427,6 +482,43 @@ func TestLintRejects(t *testing.T) {
 			want: `state "WaitInstancesRunning": goes to "InstancesRunning?"; the InstancesRunning wait's Wait goes to its check, "CheckInstancesRunning"`,
 		},
 		{
+			name: "a hard-coded partition",
+			mutate: func(s map[string]any) {
+				st(s, "Verify")["Resource"] = "arn:aws:states:::lambda:invoke"
+			},
+			want: `state "Verify": hard-codes the partition (arn:aws in "arn:aws:states:::lambda:invoke"): write arn:${Partition}:`,
+		},
+		{
+			name: "a hard-coded partition in a branch",
+			mutate: func(s map[string]any) {
+				branchState(s, 1, "CreateLoadBalancer")["Resource"] = "arn:aws-us-gov:states:::lambda:invoke"
+			},
+			want: `state "BuildImageAndLoadBalancer" branch 2: state "CreateLoadBalancer": hard-codes the partition (arn:aws-us-gov`,
+		},
+		{
+			name: "a hard-coded partition in a parameter",
+			mutate: func(s map[string]any) {
+				st(s, "ScheduleTeardown")["Parameters"].(map[string]any)["StateMachineArn"] = "arn:aws-cn:states:cn-north-1:1:stateMachine:Teardown"
+			},
+			want: `state "ScheduleTeardown": hard-codes the partition (arn:aws-cn`,
+		},
+		{
+			name: "every failure caught into success",
+			mutate: func(s map[string]any) {
+				c := st(s, "ScheduleTeardown")["Catch"].([]any)
+				c[0].(map[string]any)["ErrorEquals"] = []any{"States.ALL"}
+			},
+			want: `state "ScheduleTeardown": Catch [States.ALL] to the Succeed state "Succeeded": only an error that means success may end a run well`,
+		},
+		{
+			name: "success recorded as an error",
+			mutate: func(s map[string]any) {
+				c := st(s, "ScheduleTeardown")["Catch"].([]any)
+				c[0].(map[string]any)["ResultPath"] = "$.errors.ScheduleTeardown"
+			},
+			want: `state "ScheduleTeardown": Catch [StepFunctions.ExecutionAlreadyExistsException] to the Succeed state "Succeeded" has ResultPath "$.errors.ScheduleTeardown"; want null`,
+		},
+		{
 			name:   "missing StartAt state",
 			mutate: func(s map[string]any) { delete(s, "Validate") },
 			want:   `StartAt "Validate" is not a state`,
@@ -457,10 +549,16 @@ func TestLintRejectsInvalidJSON(t *testing.T) {
 }
 
 // fakeARNs are the values Render gets in tests; testdata/moto_asl.py expects these.
-func fakeARNs() map[string]string {
-	v := map[string]string{TeardownPlaceholder: "arn:aws:states:us-east-1:123456789012:stateMachine:Teardown"}
+func fakeARNs() map[string]string { return partitionARNs("aws") }
+
+// partitionARNs are fake values for a deployment in partition (aws, aws-cn, aws-us-gov).
+func partitionARNs(partition string) map[string]string {
+	v := map[string]string{
+		TeardownPlaceholder:  "arn:" + partition + ":states:us-east-1:123456789012:stateMachine:Teardown",
+		PartitionPlaceholder: partition,
+	}
 	for _, f := range pipeline.Functions {
-		v[f.Placeholder()] = "arn:aws:lambda:us-east-1:123456789012:function:" + f.Name
+		v[f.Placeholder()] = "arn:" + partition + ":lambda:us-east-1:123456789012:function:" + f.Name
 	}
 	return v
 }
@@ -607,15 +705,17 @@ type motoRun struct {
 }
 
 type motoResult struct {
-	Status   string
-	Error    string
-	Cause    string
-	Output   map[string]any
-	States   []string
-	Calls    []motoCall
-	Teardown *struct {
-		Name  string
-		Input map[string]any
+	Status string
+	Error  string
+	Cause  string
+	Output map[string]any
+	States []string
+	Calls  []motoCall
+	// Teardowns are the Teardown executions this execution started.
+	Teardowns []struct {
+		Name   string
+		Input  map[string]any
+		Status string
 	}
 }
 
@@ -676,8 +776,8 @@ func TestMotoExecutions(t *testing.T) {
 						t.Errorf("%s called %d times; want once (ready at the first poll)", w.Check, n)
 					}
 				}
-				if r.count("Cleanup") != 0 || r.Teardown != nil {
-					t.Errorf("a run without a time to live cleaned up (%d) or scheduled a teardown (%v)", r.count("Cleanup"), r.Teardown)
+				if r.count("Cleanup") != 0 || len(r.Teardowns) != 0 {
+					t.Errorf("a run without a time to live cleaned up (%d) or scheduled a teardown (%v)", r.count("Cleanup"), r.Teardowns)
 				}
 			},
 		},
@@ -685,13 +785,71 @@ func TestMotoExecutions(t *testing.T) {
 			run: motoRun{Name: "ttl", Input: map[string]any{"teardownAfterMinutes": 7}},
 			check: func(t *testing.T, r motoResult) {
 				wantStatus(t, r, "SUCCEEDED")
-				if r.Teardown == nil {
-					t.Fatalf("no Teardown execution started; states %v", r.States)
+				td := oneTeardown(t, r, "ttl")
+				if td.Input["runId"] != "ttl" || td.Input["delaySeconds"] != 420.0 || td.Input["config"] == nil {
+					t.Errorf("Teardown started with %v; want runId ttl, delaySeconds 420 (7 minutes), the run's config", td.Input)
 				}
-				if r.Teardown.Name != "teardown-ttl-ttl" || r.Teardown.Input["runId"] != "ttl" ||
-					r.Teardown.Input["delaySeconds"] != 420.0 || r.Teardown.Input["config"] == nil {
-					t.Errorf("Teardown started as %q with %v; want teardown-ttl-ttl, runId ttl, delaySeconds 420 (7 minutes), the run's config", r.Teardown.Name, r.Teardown.Input)
+			},
+		},
+		{
+			// The longest run id: the teardown's name still fits in 80 characters.
+			run: motoRun{Name: "ttl-with-longest-id", Input: map[string]any{"teardownAfterMinutes": 1}},
+			check: func(t *testing.T, r motoResult) {
+				wantStatus(t, r, "SUCCEEDED")
+				if len("ttl-with-longest-id") != pipeline.MaxRunIDLength {
+					t.Fatalf("the run id is not the longest one")
 				}
+				oneTeardown(t, r, "ttl-with-longest-id")
+			},
+		},
+		// Two runs with one run id (Demo and demo had one, before run ids were one to
+		// one): the second one's teardown must not meet the first one's, still
+		// waiting out its time to live, and take the run to Cleanup.
+		{
+			run: motoRun{Name: "ttl-shared-1", Input: map[string]any{"teardownAfterMinutes": 5}, Scenario: map[string]any{"runId": "shared"}},
+			check: func(t *testing.T, r motoResult) {
+				wantStatus(t, r, "SUCCEEDED")
+				oneTeardown(t, r, "shared")
+			},
+		},
+		{
+			run: motoRun{Name: "ttl-shared-2", Input: map[string]any{"teardownAfterMinutes": 5}, Scenario: map[string]any{"runId": "shared"}},
+			check: func(t *testing.T, r motoResult) {
+				wantStatus(t, r, "SUCCEEDED")
+				if n := r.count("Cleanup"); n != 0 {
+					t.Errorf("Cleanup called %d times: the second run's teardown met the first one's", n)
+				}
+				oneTeardown(t, r, "shared")
+			},
+		},
+		// The start happened but its answer was lost: the state's retry starts the same
+		// execution again, by the same name and input.
+		{
+			run: motoRun{Name: "ttl-start-lost", Input: map[string]any{"teardownAfterMinutes": 5},
+				Scenario: map[string]any{"startLost": map[string]any{"times": 1}}},
+			check: func(t *testing.T, r motoResult) {
+				// The teardown is still waiting: StartExecution is idempotent.
+				wantStatus(t, r, "SUCCEEDED")
+				if n := r.count("Cleanup"); n != 0 {
+					t.Errorf("Cleanup called %d times after a retried start", n)
+				}
+				oneTeardown(t, r, "ttl-start-lost")
+			},
+		},
+		{
+			run: motoRun{Name: "ttl-start-lost-closed", Input: map[string]any{"teardownAfterMinutes": 5},
+				Scenario: map[string]any{"startLost": map[string]any{"times": 1, "closed": true}}},
+			check: func(t *testing.T, r motoResult) {
+				// The teardown has ended: the retry answers ExecutionAlreadyExists, which
+				// for this execution's own teardown name means it was started.
+				wantStatus(t, r, "SUCCEEDED")
+				if n := r.count("Cleanup"); n != 0 || slices.Contains(r.States, "Cleanup") {
+					t.Errorf("Cleanup called %d times (states %v): ExecutionAlreadyExists for its own teardown is success", n, r.States)
+				}
+				if _, recorded := r.Output["errors"]; recorded {
+					t.Errorf("output records errors %v; ExecutionAlreadyExists for its own teardown is no error", r.Output["errors"])
+				}
+				oneTeardown(t, r, "ttl-start-lost-closed")
 			},
 		},
 		{
@@ -859,6 +1017,32 @@ func TestMotoExecutions(t *testing.T) {
 			tc.check(t, r)
 		})
 	}
+}
+
+// teardownNameRE is the name ScheduleTeardown gives the Teardown it starts:
+// teardown-<runId>-ttl-<SHA-1 of the execution ARN>.
+var teardownNameRE = regexp.MustCompile(`^teardown-([a-z0-9-]+)-ttl-[0-9a-f]{40}$`)
+
+// oneTeardown checks that the run started exactly one Teardown, for runID, under a
+// valid name of at most 80 characters, and returns it.
+func oneTeardown(t *testing.T, r motoResult, runID string) struct {
+	Name   string
+	Input  map[string]any
+	Status string
+} {
+	t.Helper()
+	if len(r.Teardowns) != 1 {
+		t.Fatalf("%d Teardown executions started (%v); want 1; states %v", len(r.Teardowns), r.Teardowns, r.States)
+	}
+	td := r.Teardowns[0]
+	m := teardownNameRE.FindStringSubmatch(td.Name)
+	if m == nil || m[1] != runID || len(td.Name) > 80 {
+		t.Errorf("Teardown named %q (%d characters); want teardown-%s-ttl-<40 hex>, at most 80", td.Name, len(td.Name), runID)
+	}
+	if td.Input["runId"] != runID {
+		t.Errorf("Teardown input %v; want runId %s", td.Input, runID)
+	}
+	return td
 }
 
 func wantStatus(t *testing.T, r motoResult, status string) {

@@ -10,10 +10,11 @@ stdin and writes one JSON answer on stdout:
    "runs": [{"name": "<execution name>", "start": "pipeline" | "teardown",
              "input": {...}, "scenario": {...}}, ...]}
     -> {"<name>": {"status", "error", "cause", "output", "states": [entered states],
-                   "calls": [{"function", "errors"?}, ...], "teardown"?: {"name", "input"}}}
+                   "calls": [{"function", "errors"?}, ...],
+                   "teardowns": [{"name", "input", "status"}, ...]}}  (those it started)
 
 The Pipeline's ${TeardownStateMachineArn} must be rendered as
-arn:aws:states:us-east-1:123456789012:stateMachine:Teardown.
+arn:aws:states:us-east-1:123456789012:stateMachine:Teardown, ${Partition} as aws.
 
 In "run", every Lambda the definitions invoke is a small fake below that behaves as
 the real stage does at the document level (fills its part of the document, answers
@@ -23,6 +24,13 @@ scenario chooses failures:
   "fail":     {"<Function>": {"errorType": "...", "times": n}}  (n: first n calls; -1 always)
   "throttle": {"<Function>": n}        first n invocations answer Lambda 429
   "readyAfter": {"<pollKey>": n}       a check is ready on its n-th poll (default 1)
+  "runId": "<id>"                      the run id Validate gives (default: the execution's name)
+  "startLost": {"times": n, "closed": bool}
+                                       the first n states:startExecution calls start the
+                                       execution but answer 500 (the answer was lost), so the
+                                       state retries; with closed, the later calls answer
+                                       ExecutionAlreadyExists, as when the execution that the
+                                       lost call started has already ended
 """
 
 import json
@@ -72,6 +80,28 @@ def _sfn_normalise_lower_camel(self, parameters, boto_service_name=None, service
 
 
 StateTaskServiceSfn._normalise_parameters = _sfn_normalise_lower_camel
+
+# The scenario's "startLost": set by run() for each execution.
+_start_lost = {"times": 0, "closed": False, "count": 0}
+_sfn_eval_service_task = StateTaskServiceSfn._eval_service_task
+
+
+def _sfn_eval_service_task_lost(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+    _start_lost["count"] += 1
+    if _start_lost["count"] > _start_lost["times"]:
+        if _start_lost["closed"]:
+            # What StartExecution answers once the execution of that name has closed
+            # (moto 5.2.1 cannot stop one its interpreter runs: StopExecution fails).
+            raise ClientError({"Error": {"Code": "ExecutionAlreadyExists", "Message": "Execution Already Exists (injected: closed)"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "r"}}, "StartExecution")
+        return _sfn_eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+    _sfn_eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+    env.stack.pop()
+    raise ClientError({"Error": {"Code": "AWSStepFunctions", "Message": "injected: the answer to a start that happened was lost"},
+                       "ResponseMetadata": {"HTTPStatusCode": 500, "RequestId": "r"}}, "StartExecution")
+
+
+StateTaskServiceSfn._eval_service_task = _sfn_eval_service_task_lost
 
 
 def parse(req):
@@ -131,7 +161,7 @@ class Fakes:
         config = {"poll": {"intervalSeconds": 0, "maxPolls": {k: 3 for k in
                   ("baseStopped", "imageAvailable", "loadBalancerActive", "instancesRunning", "targetsHealthy", "cleanupDone")}}}
         config.update(inp)
-        return {"runId": p["executionName"], "config": config, "resources": {}}
+        return {"runId": self.scenario.get("runId", p["executionName"]), "config": config, "resources": {}}
 
     def CreateSecurityGroups(self, d):
         d["resources"]["network"] = {"vpcId": "vpc-1", "subnetIds": ["subnet-1", "subnet-2"],
@@ -214,15 +244,19 @@ def run(req):
         sm = sfn.create_state_machine(name="Pipeline", definition=req["pipeline"], roleArn=role)["stateMachineArn"]
         for r in req["runs"]:
             fakes.__init__(r.get("scenario", {}))
+            lost = r.get("scenario", {}).get("startLost", {})
+            _start_lost.update(times=lost.get("times", 0), closed=lost.get("closed", False), count=0)
             arn = td if r.get("start") == "teardown" else sm
             ex = sfn.start_execution(stateMachineArn=arn, name=r["name"], input=json.dumps(r.get("input", {})))["executionArn"]
             out = wait(sfn, ex)
             out["calls"] = fakes.calls
+            out["teardowns"] = []
             for child in sfn.list_executions(stateMachineArn=td)["executions"]:
-                if arn == sm and child["name"] == "teardown-%s-ttl" % r["name"]:
-                    # Not waited for: it starts with the run's time to live.
-                    d = sfn.describe_execution(executionArn=child["executionArn"])
-                    out["teardown"] = {"name": d["name"], "input": json.loads(d["input"])}
+                # Not waited for: it starts with the run's time to live.
+                d = sfn.describe_execution(executionArn=child["executionArn"])
+                inp = json.loads(d["input"])
+                if arn == sm and inp.get("AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID") == ex:
+                    out["teardowns"].append({"name": d["name"], "input": inp, "status": d["status"]})
             results[r["name"]] = out
     return results
 
