@@ -3,7 +3,9 @@ package stages
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
@@ -49,15 +51,20 @@ const (
 // consistency right after a create.
 var retryableCodes = func() map[string]bool {
 	codes := map[string]bool{
-		"ServiceUnavailable":     true,
-		"InternalError":          true,
-		"InternalFailure":        true,
-		"InternalServerError":    true, // SSM's
-		"Unavailable":            true,
-		codeInstanceNotFound:     true,
-		codeAMINotFound:          true,
-		codeGroupNotFound:        true,
-		codeSnapshotNotFound:     true,
+		"ServiceUnavailable":  true,
+		"InternalError":       true,
+		"InternalFailure":     true,
+		"InternalServerError": true, // SSM's
+		"Unavailable":         true,
+		codeInstanceNotFound:  true,
+		codeAMINotFound:       true,
+		codeGroupNotFound:     true,
+		codeSnapshotNotFound:  true,
+		// ELBv2 is eventually consistent too: a load balancer or target group just
+		// created may be NotFound to the next call for a moment (the strict cloud
+		// showed CreateLoadBalancer's DescribeListeners and Cleanup's DescribeTags).
+		codeLoadBalancerNotFound: true,
+		codeTargetGroupNotFound:  true,
 		"IncorrectInstanceState": true,
 		codeDependencyViolation:  true,
 		codeResourceInUse:        true,
@@ -109,4 +116,33 @@ func awsMessage(err error) string {
 		return api.ErrorCode()
 	}
 	return api.ErrorCode() + ": " + api.ErrorMessage()
+}
+
+// firstVisibleWait is untilVisible's first wait (tests shorten it).
+var firstVisibleWait = 250 * time.Millisecond
+
+// notVisibleTries bounds untilVisible: about 7 s of waiting in all, well inside a
+// create function's timeout, and past the second or two that AWS usually takes.
+const notVisibleTries = 6
+
+// untilVisible calls call until it does not answer one of codes (the NotFound that a
+// resource created a moment before gets while it propagates), waiting 250 ms, then
+// twice as long each time; after notVisibleTries the last error is the answer (a
+// RetryableError for the state machine, as IsRetryable says). Only for a resource
+// this stage has just created or found: for anything else NotFound is an answer.
+func untilVisible(ctx context.Context, call func() error, codes ...string) error {
+	wait := firstVisibleWait
+	for try := 1; ; try++ {
+		err := call()
+		if err == nil || try == notVisibleTries || !slices.Contains(codes, ErrorCode(err)) {
+			return err
+		}
+		Log(ctx).Info("not visible yet; calling again", "code", ErrorCode(err), "try", try, "wait", wait.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }

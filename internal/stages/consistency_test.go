@@ -3,9 +3,12 @@ package stages
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
 )
@@ -69,6 +72,54 @@ func TestDuplicateNotVisibleYetIsRetryable(t *testing.T) {
 			}
 			if n := tc.creates(c); n != tc.want {
 				t.Errorf("%d creates, want %d: a retry must not create under another name", n, tc.want)
+			}
+		})
+	}
+}
+
+// ELBv2 answers NotFound for a load balancer or target group created a moment before
+// (the strict cloud does too): a stage that meets it is retried, not failed.
+func TestELBNotFoundRightAfterACreateIsRetryable(t *testing.T) {
+	for _, code := range []string{"LoadBalancerNotFound", "TargetGroupNotFound"} {
+		err := &smithy.GenericAPIError{Code: code, Message: "One or more load balancers not found"}
+		if !IsRetryable(fmt.Errorf("describe listeners: %w", err)) {
+			t.Errorf("%s is not retryable", code)
+		}
+	}
+}
+
+// untilVisible calls again while the answer is a NotFound of a resource just
+// created, and gives up after notVisibleTries with that error, retryable; any other
+// answer ends it at once.
+func TestUntilVisible(t *testing.T) {
+	defer func(w time.Duration) { firstVisibleWait = w }(firstVisibleWait)
+	firstVisibleWait = time.Millisecond
+	notFound := &smithy.GenericAPIError{Code: "LoadBalancerNotFound"}
+	for _, tc := range []struct {
+		name      string
+		notFounds int   // answers NotFound this many times first
+		other     error // then this
+		calls     int
+		wantErr   bool
+	}{
+		{"visible after two", 2, nil, 3, false},
+		{"never visible", 100, nil, notVisibleTries, true},
+		{"another error", 0, errors.New("boom"), 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := untilVisible(context.Background(), func() error {
+				calls++
+				if calls <= tc.notFounds {
+					return fmt.Errorf("describe: %w", notFound)
+				}
+				return tc.other
+			}, "LoadBalancerNotFound")
+			if calls != tc.calls || (err != nil) != tc.wantErr {
+				t.Fatalf("%d calls, error %v; want %d calls, error %v", calls, err, tc.calls, tc.wantErr)
+			}
+			if tc.notFounds > tc.calls && !IsRetryable(err) {
+				t.Errorf("the last NotFound %v is not retryable", err)
 			}
 		})
 	}

@@ -137,7 +137,12 @@ func (s *Stages) ensureLoadBalancer(ctx context.Context, doc pipeline.Document, 
 // ensureListener reuses the load balancer's port-80 listener, if it has one (only
 // this run's load balancer gets here, so its listener is this run's too).
 func (s *Stages) ensureListener(ctx context.Context, doc pipeline.Document, lbARN, tgARN string) (string, error) {
-	listeners, err := s.ELB.DescribeListeners(ctx, &elb.DescribeListenersInput{LoadBalancerArn: aws.String(lbARN)})
+	// The load balancer may have been created a moment before: not visible yet.
+	var listeners *elb.DescribeListenersOutput
+	err := untilVisible(ctx, func() (err error) {
+		listeners, err = s.ELB.DescribeListeners(ctx, &elb.DescribeListenersInput{LoadBalancerArn: aws.String(lbARN)})
+		return err
+	}, codeLoadBalancerNotFound)
 	if err != nil {
 		return "", fmt.Errorf("describe listeners of %s: %w", lbARN, err)
 	}
@@ -147,17 +152,21 @@ func (s *Stages) ensureListener(ctx context.Context, doc pipeline.Document, lbAR
 			return aws.ToString(l.ListenerArn), nil
 		}
 	}
-	out, err := s.ELB.CreateListener(ctx, &elb.CreateListenerInput{
-		LoadBalancerArn: aws.String(lbARN),
-		Protocol:        elbtypes.ProtocolEnumHttp,
-		Port:            aws.Int32(httpPort),
-		DefaultActions: []elbtypes.Action{{
-			Type:           elbtypes.ActionTypeEnumForward,
-			TargetGroupArn: aws.String(tgARN),
-		}},
-		// The listener is part of the load balancer: same role, so the run tag finds it.
-		Tags: elbTags(doc.RunID, pipeline.RoleLoadBalancer, doc.Config.Tags),
-	})
+	var out *elb.CreateListenerOutput
+	err = untilVisible(ctx, func() (err error) {
+		out, err = s.ELB.CreateListener(ctx, &elb.CreateListenerInput{
+			LoadBalancerArn: aws.String(lbARN),
+			Protocol:        elbtypes.ProtocolEnumHttp,
+			Port:            aws.Int32(httpPort),
+			DefaultActions: []elbtypes.Action{{
+				Type:           elbtypes.ActionTypeEnumForward,
+				TargetGroupArn: aws.String(tgARN),
+			}},
+			// The listener is part of the load balancer: same role, so the run tag finds it.
+			Tags: elbTags(doc.RunID, pipeline.RoleLoadBalancer, doc.Config.Tags),
+		})
+		return err
+	}, codeLoadBalancerNotFound, codeTargetGroupNotFound)
 	if err != nil {
 		return "", fmt.Errorf("create listener on %s: %w", lbARN, err)
 	}

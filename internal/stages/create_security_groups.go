@@ -183,9 +183,13 @@ func (s *Stages) authorize(ctx context.Context, groupID string, has, perms []ec2
 		if hasRule(has, p) {
 			continue
 		}
-		_, err := s.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-			GroupId: aws.String(groupID), IpPermissions: []ec2types.IpPermission{p},
-		})
+		// A group created a moment before may not be visible to this call yet.
+		err := untilVisible(ctx, func() error {
+			_, err := s.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+				GroupId: aws.String(groupID), IpPermissions: []ec2types.IpPermission{p},
+			})
+			return err
+		}, codeGroupNotFound)
 		if ErrorCode(err) == codePermissionDuplicate {
 			continue
 		}
