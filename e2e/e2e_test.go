@@ -38,8 +38,9 @@ import (
 
 const (
 	primary = localcloud.DefaultRegion
-	// secondary is the other region the stack is deployed into (scenario 2).
-	secondary = "eu-west-1"
+	// secondary is the other region the stack is deployed into (scenario 2): one with a
+	// zone that does not offer the default instance type (t2.micro, us-west-2d).
+	secondary = "us-west-2"
 	// runTimeout bounds every wait for an execution. A default run takes well under
 	// a minute here; a loaded machine gets slack.
 	runTimeout = 4 * time.Minute
@@ -47,6 +48,10 @@ const (
 	// app is slow on a small machine.
 	upTimeout = 20 * time.Minute
 )
+
+// e2eVCPULimit is the local cloud's vCPU quota here: above what the scenarios run
+// at once (one per t2.micro: about 60 in all).
+const e2eVCPULimit = 128
 
 // lc is the package's local cloud, up for the whole of m.Run.
 var lc *localcloud.Cloud
@@ -68,8 +73,10 @@ func testMain(m *testing.M) int {
 	defer cancel()
 	// Strict by default; AMIFLEET_LENIENT=iam,quota (or all) turns checks off, to find
 	// which one bites.
+	// The scenarios leave their fleets running, side by side: the vCPU quota is raised
+	// for them as a user would ask AWS (QuotaTooSmall asks for more than it).
 	c, err := localcloud.Up(ctx, localcloud.Options{Root: "..", Progress: os.Stderr, LogWriter: logf,
-		Lenient: os.Getenv("AMIFLEET_LENIENT")})
+		Lenient: os.Getenv("AMIFLEET_LENIENT"), VCPULimit: e2eVCPULimit})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: the local cloud did not come up: %v\ne2e: its log: %s\n", err, logf.Name())
 		return 1
@@ -90,6 +97,13 @@ func testMain(m *testing.M) int {
 
 	testsStart := time.Now()
 	code := m.Run()
+	// docs/iam.md against what the IAM check recorded, after a full run that passed.
+	if code == 0 && flag.Lookup("test.run").Value.String() == "" && os.Getenv("AMIFLEET_LENIENT") == "" {
+		if err := checkIAMDoc(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			code = 1
+		}
+	}
 	fmt.Fprintf(os.Stderr, "e2e: tests took %s; the package %s\n", round(time.Since(testsStart)), round(time.Since(start)))
 	if err := c.Down(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: stopping the local cloud:", err)
@@ -289,6 +303,11 @@ func checkFleet(t *testing.T, e *execution, replicas int) localcloud.RunResource
 			t.Errorf("instance %s: Name %q", in.ID, in.Tags[pipeline.TagName])
 		}
 	}
+	for _, in := range reps {
+		if len(e.doc.Config.SSHCIDRs) == 0 && in.PublicIP != "" {
+			t.Errorf("replica %s has the public address %s; with SSH closed it needs none (the ALB reaches it privately)", in.ID, in.PublicIP)
+		}
+	}
 	if len(base) != 1 || len(reps) != replicas {
 		t.Fatalf("%d base and %d replica instances, want 1 and %d", len(base), len(reps), replicas)
 	}
@@ -477,6 +496,24 @@ func stoppedBehindItsBack(t *testing.T, e *execution, r localcloud.RunResources)
 	}
 }
 
+// defaultSubnetZones are the zones of region's default subnets, read from moto.
+func defaultSubnetZones(t *testing.T, region string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := ec2.NewFromConfig(lc.DirectConfig(region)).DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zones []string
+	for _, s := range out.Subnets {
+		if aws.ToBool(s.DefaultForAz) {
+			zones = append(zones, aws.ToString(s.AvailabilityZone))
+		}
+	}
+	return zones
+}
+
 func sorted(s []string) []string {
 	out := slices.Clone(s)
 	sort.Strings(out)
@@ -528,6 +565,16 @@ func ids(r localcloud.RunResources) []string {
 
 // TestFleets runs the scenarios that inject nothing, side by side.
 func TestFleets(t *testing.T) {
+	// In the strict cloud, with the stack's own roles, none of these runs is refused a
+	// call (and the IAM check did evaluate their calls).
+	t.Cleanup(func() {
+		for _, d := range lc.Gateway.Denials() {
+			t.Errorf("denied: %s %s on %s: %s", d.Function, d.Action, d.Resource, d.Reason)
+		}
+		if n := lc.Gateway.IAMStats().Checks; n == 0 && os.Getenv("AMIFLEET_LENIENT") == "" {
+			t.Error("the IAM check evaluated no call: is the strict cloud on?")
+		}
+	})
 	// 1. The default input builds the fleet DESIGN.md describes.
 	t.Run("DefaultInput", func(t *testing.T) {
 		t.Parallel()
@@ -587,13 +634,30 @@ func TestFleets(t *testing.T) {
 		}
 	})
 
-	// 2. Five replicas in another region than the default.
-	t.Run("FiveReplicasInAnotherRegion", func(t *testing.T) {
+	// 2. Six replicas of t2.micro in us-west-2, whose zone d does not offer it: every
+	// instance runs in a zone that does, and the load balancer keeps its subnets.
+	t.Run("SixReplicasWhereAZoneLacksTheType", func(t *testing.T) {
 		t.Parallel()
-		e := start(t, secondary, "e2e-five-replicas", localInput(t, map[string]any{"replicaCount": 5})).wait(t).succeeded(t)
-		checkFleet(t, e, 5)
+		const lacking = secondary + "d"
+		if !slices.Contains(defaultSubnetZones(t, secondary), lacking) {
+			t.Fatalf("no default subnet in %s: the scenario would prove nothing", lacking)
+		}
+		e := start(t, secondary, "e2e-six-replicas", localInput(t, map[string]any{"replicaCount": 6})).wait(t).succeeded(t)
+		r := checkFleet(t, e, 6)
 		if !strings.Contains(e.doc.Resources.LoadBalancer.DNSName, secondary) {
 			t.Errorf("DNS name %s is not in %s", e.doc.Resources.LoadBalancer.DNSName, secondary)
+		}
+		var zones []string
+		for _, in := range r.Instances {
+			if !slices.Contains(zones, in.AvailabilityZone) {
+				zones = append(zones, in.AvailabilityZone)
+			}
+			if in.AvailabilityZone == lacking || in.AvailabilityZone == "" {
+				t.Errorf("instance %s (%s) runs in %q, which does not offer t2.micro", in.ID, in.Role, in.AvailabilityZone)
+			}
+		}
+		if len(zones) < 2 {
+			t.Errorf("the fleet runs in %v: want it spread over the zones that offer the type", zones)
 		}
 		// Nothing of it in the default region.
 		if got := ids(readRun(t, primary, e.runID)); len(got) > 0 {
@@ -601,13 +665,17 @@ func TestFleets(t *testing.T) {
 		}
 	})
 
-	// 7. Two executions at once: both succeed, with nothing in common.
+	// 7. Two executions at once, their names differing only in case: both succeed,
+	// as two runs with nothing in common.
 	t.Run("TwoAtOnce", func(t *testing.T) {
 		t.Parallel()
-		a := start(t, primary, "e2e-concurrent-a", localInput(t, nil))
-		b := start(t, primary, "e2e-concurrent-b", localInput(t, nil))
+		a := start(t, primary, "e2e-Concurrent", localInput(t, nil))
+		b := start(t, primary, "e2e-concurrent", localInput(t, nil))
 		ra := checkFleet(t, a.wait(t).succeeded(t), 2)
 		rb := checkFleet(t, b.wait(t).succeeded(t), 2)
+		if a.runID == b.runID {
+			t.Fatalf("%q and %q have one run id %q", a.name, b.name, a.runID)
+		}
 		seen := map[string]bool{}
 		for _, id := range ids(ra) {
 			seen[id] = true

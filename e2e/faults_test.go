@@ -102,18 +102,8 @@ func TestFaults(t *testing.T) {
 		lc.Gateway.CrashFunction(functionName(t, primary, "LaunchBase"), 1)
 		e := start(t, primary, "e2e-crash-once", localInput(t, nil)).wait(t).succeeded(t)
 		checkFleet(t, e, 2)
-		failed := 0
-		for _, h := range e.history(t) {
-			switch h.Type {
-			case sfntypes.HistoryEventTypeTaskFailed, sfntypes.HistoryEventTypeLambdaFunctionFailed:
-				failed++
-				if d := h.TaskFailedEventDetails; d != nil && !strings.Contains(aws.ToString(d.Error), "Runtime.ExitError") {
-					t.Errorf("task failed with %s, want Runtime.ExitError", aws.ToString(d.Error))
-				}
-			}
-		}
-		if failed != 1 {
-			t.Errorf("%d failed tasks in the history, want the one crash", failed)
+		if n := crashes(t, e); n != 1 {
+			t.Errorf("%d tasks crashed, want the one crash", n)
 		}
 	})
 

@@ -46,6 +46,10 @@ type APIFault struct {
 type CrashFault struct {
 	Function string `json:"function"`
 	Times    int    `json:"times"`
+	// AfterCall, when set ("ec2:RunInstances"), crashes the function not when it is
+	// invoked but once moto has answered that call of it: what it created exists, and
+	// the invocation ends in a Runtime.ExitError before it can say so.
+	AfterCall string `json:"afterCall,omitempty"`
 }
 
 // faultState holds the faults and the counts; the zero value is ready.
@@ -89,10 +93,15 @@ func (f *faultState) takeAPIFault(key string) *APIFault {
 }
 
 func (f *faultState) takeCrash(function string) bool {
+	return f.takeCrashAfter(function, "")
+}
+
+// takeCrashAfter takes a crash of function due after call ("" at invocation).
+func (f *faultState) takeCrashAfter(function, call string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.crashes {
-		if c.Times <= 0 {
+		if c.Times <= 0 || c.AfterCall != call {
 			continue
 		}
 		if ok, _ := path.Match(c.Function, function); ok || c.Function == function {
@@ -130,6 +139,15 @@ func (g *Gateway) CrashFunction(name string, times int) {
 	g.faults.mu.Lock()
 	defer g.faults.mu.Unlock()
 	g.faults.crashes = append(g.faults.crashes, &CrashFault{Function: name, Times: times})
+}
+
+// CrashFunctionAfter makes the function named name (or matching it) crash, times
+// times, right after moto has answered its call ("ec2:RunInstances"); see
+// CrashFault.AfterCall. Functions are known by their own credentials.
+func (g *Gateway) CrashFunctionAfter(name, call string, times int) {
+	g.faults.mu.Lock()
+	defer g.faults.mu.Unlock()
+	g.faults.crashes = append(g.faults.crashes, &CrashFault{Function: name, Times: times, AfterCall: call})
 }
 
 // ClearFaults removes every API fault, crash and guest OS failure still pending.

@@ -81,6 +81,7 @@ type GatewayOptions struct {
 // http.Handler; Start or Serve run it on a listener.
 type Gateway struct {
 	opts     GatewayOptions
+	strictMu sync.RWMutex // guards opts.Strict (SetStrictness)
 	upstream *url.URL
 	proxy    *httputil.ReverseProxy
 	log      *slog.Logger
@@ -250,20 +251,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.faults.count(call.key())
-	if g.strictRefuses(w, r, call) {
+	// As on AWS: the caller's permissions first, then the service's own errors (an
+	// injected fault), then what the service refuses that moto does not.
+	if g.strictness().IAM && g.iamRefuses(w, r, call) {
 		return
 	}
-	g.serveAPI(w, r, call)
-}
-
-// serveAPI answers an API call the strict checks let through: an injected fault,
-// Lambda Invoke, or moto's answer.
-func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall) {
 	if f := g.faults.takeAPIFault(call.key()); f != nil {
 		g.log.Info("fault injected", "call", call.key(), "code", f.Code)
 		writeAPIError(w, call, f.Code, f.Message, f.Status)
 		return
 	}
+	if g.ec2Refuses(w, r, call) {
+		return
+	}
+	g.serveAPI(w, r, call)
+}
+
+// serveAPI answers an API call that neither the strict checks nor a fault answered:
+// Lambda Invoke, or moto's answer.
+func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall) {
 	if call.Service == "lambda" && call.Action == "Invoke" {
 		g.serveInvoke(w, r, call)
 		return
@@ -276,6 +282,23 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 		r = r.WithContext(context.WithValue(r.Context(), watchKey{}, w))
 	}
 	g.proxy.ServeHTTP(w, r)
+	g.crashAfter(call)
+}
+
+// crashAfter kills the processes of the function that made call while they run an
+// invocation, when a CrashFault says to (CrashFunctionAfter).
+func (g *Gateway) crashAfter(call apiCall) {
+	id, ok := g.iam.identity(call.AccessKey)
+	if !ok || !g.faults.takeCrashAfter(id.Function, call.key()) {
+		return
+	}
+	g.mu.Lock()
+	f := g.functions[id.Region+"/"+id.Function]
+	g.mu.Unlock()
+	if f != nil {
+		n := f.rt.KillBusy()
+		g.log.Info("crash injected after a call", "function", id.Function, "call", call.key(), "processes", n)
+	}
 }
 
 // FunctionStats reports, per loaded function ("region/name"), its runtime's counters.

@@ -681,19 +681,9 @@ func iamMapCreateSecurityGroup(ctx context.Context, q *iamRequest) ([]iamEval, e
 
 func iamMapAuthorizeIngress(ctx context.Context, q *iamRequest) ([]iamEval, error) {
 	form := q.form()
-	var ids, names []string
-	if id := form.Get("GroupId"); id != "" {
-		ids = []string{id}
-	} else if name := form.Get("GroupName"); name != "" {
-		names = []string{name}
-	}
-	groups, err := q.securityGroups(ctx, ids, names)
+	evals, err := q.namedGroup(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var evals []iamEval
-	for id, tags := range groups {
-		evals = append(evals, q.eval("security-group", q.ec2ARN("security-group/"+id), iamResourceTags("ec2", tags)))
 	}
 	if tags := iamTagSpecs(form)["security-group-rule"]; len(tags) > 0 {
 		evals = append(evals, q.eval("security-group-rule", q.ec2ARN("security-group-rule/*"), iamRequestTags(tags)))
@@ -745,6 +735,12 @@ func iamMapDeleteSnapshot(ctx context.Context, q *iamRequest) ([]iamEval, error)
 }
 
 func iamMapDeleteSecurityGroup(ctx context.Context, q *iamRequest) ([]iamEval, error) {
+	return q.namedGroup(ctx)
+}
+
+// namedGroup evaluates the security group a call names, by GroupId or GroupName, with
+// its tags.
+func (q *iamRequest) namedGroup(ctx context.Context) ([]iamEval, error) {
 	form := q.form()
 	var ids, names []string
 	if id := form.Get("GroupId"); id != "" {

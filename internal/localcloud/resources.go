@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -40,6 +41,10 @@ type Instance struct {
 	// HTTPTokens is the metadata options' HttpTokens ("required" is IMDSv2 only).
 	HTTPTokens     string
 	SecurityGroups []string
+	// PublicIP is the instance's public IPv4 address ("" when it has none).
+	PublicIP string
+	// AvailabilityZone is where it runs.
+	AvailabilityZone string
 	// RootDevice is the root device's name; RootVolumeID and RootEncrypted come
 	// from the volume attached there (DescribeVolumes).
 	RootDevice, RootVolumeID string
@@ -170,6 +175,19 @@ func ReadRun(ctx context.Context, cfg aws.Config, runID string) (RunResources, e
 				}
 				for _, g := range in.SecurityGroups {
 					x.SecurityGroups = append(x.SecurityGroups, aws.ToString(g.GroupId))
+				}
+				// Launched with its groups on a network interface, an instance has
+				// them listed there only by moto (on AWS they are the instance's too).
+				for _, ni := range in.NetworkInterfaces {
+					for _, g := range ni.Groups {
+						if id := aws.ToString(g.GroupId); !slices.Contains(x.SecurityGroups, id) {
+							x.SecurityGroups = append(x.SecurityGroups, id)
+						}
+					}
+				}
+				x.PublicIP = aws.ToString(in.PublicIpAddress)
+				if in.Placement != nil {
+					x.AvailabilityZone = aws.ToString(in.Placement.AvailabilityZone)
 				}
 				for _, bd := range in.BlockDeviceMappings {
 					if aws.ToString(bd.DeviceName) == x.RootDevice && bd.Ebs != nil {

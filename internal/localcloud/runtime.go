@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -102,6 +103,21 @@ type Runtime struct {
 	all    map[*sandbox]struct{}
 	stats  RuntimeStats
 	closed bool
+}
+
+// KillBusy kills every process of the runtime that is running an invocation, as a
+// crash would (those invocations answer Runtime.ExitError), and says how many.
+func (r *Runtime) KillBusy() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for sb := range r.all {
+		if !slices.Contains(r.idle, sb) && !sb.dead() {
+			sb.kill()
+			n++
+		}
+	}
+	return n
 }
 
 // NewRuntime returns a runtime for cfg with at most maxProcs processes (at least 1).

@@ -12,7 +12,6 @@ package localcloud
 
 import (
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -98,11 +97,21 @@ func StrictChecks() []string {
 	return c
 }
 
-// strictRefuses answers the call itself when AWS would refuse it (and says so); false
-// lets it through to moto.
-func (g *Gateway) strictRefuses(w http.ResponseWriter, r *http.Request, call apiCall) bool {
-	if g.opts.Strict.IAM && g.iamRefuses(w, r, call) {
-		return true
-	}
-	return g.ec2Refuses(w, r, call)
+// strictness is the checks in force (SetStrictness changes them while the gateway
+// runs).
+func (g *Gateway) strictness() Strictness {
+	g.strictMu.RLock()
+	defer g.strictMu.RUnlock()
+	return g.opts.Strict
 }
+
+// SetStrictness changes the checks in force, for the calls that come after; a test
+// lowers the vCPU quota with it, as an account with a smaller one would have.
+func (g *Gateway) SetStrictness(s Strictness) {
+	g.strictMu.Lock()
+	defer g.strictMu.Unlock()
+	g.opts.Strict = s
+}
+
+// Strictness is the checks in force.
+func (g *Gateway) Strictness() Strictness { return g.strictness() }

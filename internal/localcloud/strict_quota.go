@@ -71,7 +71,7 @@ func (g *Gateway) overQuota(ctx context.Context, w http.ResponseWriter, call api
 		log.Error("not checked: running instances unreadable", "error", err.Error())
 		return false
 	}
-	limit := g.opts.Strict.VCPULimit
+	limit := g.strictness().VCPULimit
 	fits := max(limit-running, 0) / each
 	resource := fmt.Sprintf("%d-%d × %s (%d vCPUs each) in %s, %d of %d vCPUs running", minCount, maxCount, typ, each, region, running, limit)
 	if fits < minCount {
@@ -190,7 +190,7 @@ func (g *Gateway) answerServiceQuota(w http.ResponseWriter, r *http.Request, cal
 		QuotaArn:            fmt.Sprintf("arn:%s:servicequotas:%s:%s:ec2/%s", partition(region), region, Account, standardVCPUQuotaCode),
 		QuotaCode:           standardVCPUQuotaCode,
 		QuotaName:           standardVCPUQuotaName,
-		Value:               float64(g.opts.Strict.VCPULimit),
+		Value:               float64(g.strictness().VCPULimit),
 		Unit:                "None",
 		Adjustable:          true,
 		QuotaAppliedAtLevel: "ACCOUNT",
