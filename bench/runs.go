@@ -114,10 +114,14 @@ func measureRuns(ctx context.Context, root string, replicas []int, lenient strin
 
 	progressf("bringing the local cloud up (localcloud.Up)")
 	upCtx, cancel := context.WithTimeout(ctx, 20*time.Minute)
-	// The strict cloud, with a vCPU quota raised for the largest fleet (as a user
-	// would ask AWS for): one vCPU per t2.micro, the base and the replicas.
+	// The strict cloud, with a vCPU quota raised for the fleets (as a user would ask
+	// AWS for): one vCPU per t2.micro, every run's base and replicas, with room.
+	vcpus := 0
+	for _, n := range replicas {
+		vcpus += n + 1
+	}
 	c, err := localcloud.Up(upCtx, localcloud.Options{Root: root, Progress: os.Stderr, LogWriter: logw,
-		Lenient: lenient, VCPULimit: max(localcloud.DefaultVCPULimit, 2*(slices.Max(replicas)+1))})
+		Lenient: lenient, VCPULimit: max(localcloud.DefaultVCPULimit, 2*vcpus)})
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("the local cloud did not come up: %w", err)
