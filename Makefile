@@ -27,12 +27,17 @@ $(BUILD)/%.zip: $(GOFILES) go.mod go.sum
 		-ldflags "-s -w" -o $(BUILD)/$*/bootstrap ./lambdas/$*
 	$(GO) run ./tools/lambdazip -o $@ $(BUILD)/$*/bootstrap
 
-## lint: gofmt, go vet, staticcheck, shellcheck
+# The GitHub Actions workflows that actionlint checks (with shellcheck on their run: scripts).
+WORKFLOWS := events/github-actions.yml $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
+ACTIONLINT_VERSION := v1.7.12
+
+## lint: gofmt, go vet, staticcheck, shellcheck, actionlint
 lint: check-tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
 	shellcheck $$(git ls-files '*.sh' .ci/run)
+	actionlint $(WORKFLOWS)
 
 ## test: every test (unit, moto, ASL, CDK, end to end in the local cloud)
 test: lint cdk-test
@@ -40,6 +45,7 @@ test: lint cdk-test
 
 check-tools:
 	@command -v staticcheck >/dev/null || { echo "installing staticcheck"; GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2; }
+	@command -v actionlint >/dev/null || { echo "installing actionlint"; GOFLAGS= $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); }
 	@./tools/install-shellcheck.sh
 
 clean:
