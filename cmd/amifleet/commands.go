@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +18,7 @@ import (
 // globals are the flags every command takes.
 type globals struct {
 	stack, pipelineARN, teardownARN string
-	region, output                  string
+	region, profile, output         string
 	pollInterval                    time.Duration
 	stdout, stderr                  io.Writer
 }
@@ -32,10 +33,12 @@ and tears its fleet down.
 
 The state machines are found from the stack's outputs (--stack), or given with
 --pipeline-arn/--teardown-arn or AMIFLEET_PIPELINE_ARN/AMIFLEET_TEARDOWN_ARN.
-AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL are honoured as by every AWS SDK tool.
+AWS_REGION (or --region), AWS_PROFILE (or --profile) and AWS_ENDPOINT_URL are
+honoured as by every AWS SDK tool.
 
-Exit codes: 0 succeeded, 1 the run failed (its cause printed), 2 bad usage or
-input (nothing started), 3 timed out or aborted.`,
+Exit codes: 0 succeeded, 1 the run failed (its cause printed) or an AWS call
+failed, 2 bad usage or input (nothing started), 3 timed out or aborted.`,
+		Version:       buildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,32 +48,81 @@ input (nothing started), 3 timed out or aborted.`,
 			if g.pollInterval <= 0 {
 				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--poll-interval must be positive")}
 			}
+			// A --timeout of 0 or less would not bound the wait: refuse it rather
+			// than wait for the default.
+			if d, err := cmd.Flags().GetDuration("timeout"); err == nil && d <= 0 {
+				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--timeout %s: want a positive duration, such as 30m or 2h", d)}
+			}
 			return nil
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetVersionTemplate("{{.Version}}")
+	// `amifleet completion bash|zsh|fish|powershell` is cobra's own command.
+	root.CompletionOptions.DisableDefaultCmd = false
 	f := root.PersistentFlags()
 	f.StringVar(&g.stack, "stack", cli.DefaultStack, "CloudFormation stack whose outputs name the state machines")
 	f.StringVar(&g.pipelineARN, "pipeline-arn", os.Getenv("AMIFLEET_PIPELINE_ARN"), "Pipeline state machine ARN (env AMIFLEET_PIPELINE_ARN; default from the stack)")
 	f.StringVar(&g.teardownARN, "teardown-arn", os.Getenv("AMIFLEET_TEARDOWN_ARN"), "Teardown state machine ARN (env AMIFLEET_TEARDOWN_ARN; default from the stack)")
 	f.StringVar(&g.region, "region", "", "AWS region (default AWS_REGION or the profile's)")
+	f.StringVar(&g.profile, "profile", "", "AWS shared-config profile for every AWS call (default AWS_PROFILE, or the default profile)")
 	f.StringVarP(&g.output, "output", "o", cli.FormatText, "text, or json: one JSON document on stdout, progress on stderr")
 	f.DurationVar(&g.pollInterval, "poll-interval", cli.DefaultPollInterval, "how often a wait reads the execution's history")
 
 	root.AddCommand(runCmd(g), watchCmd(g), statusCmd(g), outputsCmd(g), verifyCmd(g), listCmd(g), teardownCmd(g))
 	root.AddCommand(localCmd(g)) // the local cloud: local.go
+	root.AddCommand(versionCmd(g))
+	awsFailuresExit1(root)
 	return root
 }
 
-// runner connects to AWS. Nothing is called yet: the first call is the command's.
-func (g *globals) runner(ctx context.Context) (*cli.Runner, error) {
+// awsFailuresExit1 makes every error that a command's RunE returns, and that is
+// not an ExitError already, exit 1: the commands turn usage and input errors into
+// ExitErrors with ExitUsage themselves, so what is left is an AWS call that failed
+// (no credentials, the endpoint unreachable, throttled past the retries), whose
+// message names the call ("operation error SFN: DescribeExecution, ..."); one cut
+// short by Ctrl-C exits 3, aborted.
+func awsFailuresExit1(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		awsFailuresExit1(sub)
+	}
+	run := cmd.RunE
+	if run == nil {
+		return
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		err := run(cmd, args)
+		var ee *cli.ExitError
+		switch {
+		case err == nil || errors.As(err, &ee):
+			return err
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			// Ctrl-C (or a deadline) in the middle of an AWS call: aborted.
+			return &cli.ExitError{Code: cli.ExitTimeout, Err: err}
+		}
+		return &cli.ExitError{Code: cli.ExitFailed, Err: err}
+	}
+}
+
+// loadAWSConfig loads the SDK's configuration; a test replaces it to see the options.
+var loadAWSConfig = config.LoadDefaultConfig
+
+// awsOptions are the global flags' options for the AWS configuration.
+func (g *globals) awsOptions() []func(*config.LoadOptions) error {
 	var opts []func(*config.LoadOptions) error
 	if g.region != "" {
 		opts = append(opts, config.WithRegion(g.region))
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if g.profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(g.profile))
+	}
+	return opts
+}
+
+// runner connects to AWS. Nothing is called yet: the first call is the command's.
+func (g *globals) runner(ctx context.Context) (*cli.Runner, error) {
+	cfg, err := loadAWSConfig(ctx, g.awsOptions()...)
 	if err != nil {
 		return nil, &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("AWS configuration: %w", err)}
 	}
@@ -148,10 +200,10 @@ execution to its end and prints the load balancer's URL.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&inputFile, "input", "i", "", "input file: the pipeline's configuration as JSON (- reads stdin; default: the defaults)")
+	f.StringVarP(&inputFile, "input", "i", "", "input file: the pipeline's configuration as JSON (- reads stdin; none: the defaults; an empty file is refused, {} asks for the defaults)")
 	f.IntVar(&replicas, "replicas", 0, "replicaCount: instances launched from the image")
 	f.StringVar(&opts.InstanceType, "instance-type", "", "instanceType of every instance")
-	f.StringVar(&opts.Name, "name", "", "execution name (default amifleet-<UTC time>-<random>); characters outside A-Z a-z 0-9 - _ become -")
+	f.StringVar(&opts.Name, "name", "", "execution name, and so the run id (default "+cli.ExecutionNameForm+"); characters outside A-Z a-z 0-9 - _ become -")
 	f.BoolVar(&opts.Wait, "wait", false, "follow the execution to its end")
 	f.DurationVar(&opts.Timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3; the execution goes on)")
 	return cmd

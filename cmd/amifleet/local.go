@@ -170,7 +170,7 @@ Exit codes are the CLI's: 0 succeeded, 1 the run failed, 2 bad usage or input,
 	lf.add(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&inputFile, "input", "i", "events/local-input.json", "input file: the pipeline's configuration as JSON")
-	f.StringVar(&name, "name", "", "execution name (default amifleet-<UTC time>-<random>)")
+	f.StringVar(&name, "name", "", "execution name (default "+cli.ExecutionNameForm+")")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up waiting after this long (exit 3)")
 	return cmd
 }

@@ -2,8 +2,8 @@
 // state machine that turns one EC2 instance into a load-balanced fleet. It is the
 // CI way in (the console and schedules are the others; see docs/cli.md).
 //
-// Exit codes: 0 succeeded, 1 the run failed (its cause printed), 2 bad usage or
-// input (nothing started), 3 timed out or aborted.
+// Exit codes: 0 succeeded, 1 the run failed (its cause printed) or an AWS call
+// failed, 2 bad usage or input (nothing started), 3 timed out or aborted.
 package main
 
 import (
@@ -35,8 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var ee *cli.ExitError
 	if !errors.As(err, &ee) {
-		// Everything the commands return is an ExitError: the rest is cobra's
-		// (unknown command or flag, wrong number of arguments).
+		// What a command's RunE returns is an ExitError (failedCalls makes the
+		// rest, the AWS calls that failed, exit 1): this is cobra's own (unknown
+		// command or flag, a flag's bad value, wrong number of arguments).
 		fmt.Fprintf(stderr, "amifleet: %v\nSee 'amifleet --help'.\n", err)
 		return cli.ExitUsage
 	}

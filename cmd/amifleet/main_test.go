@@ -46,14 +46,14 @@ const (
   "Validate":{"Type":"Pass","Next":"BuildImageAndLoadBalancer"},
   "BuildImageAndLoadBalancer":{"Type":"Parallel","Branches":[
     {"StartAt":"LaunchBase","States":{
-      "LaunchBase":{"Type":"Pass","Result":{"Error":"StageError","Cause":"InsufficientInstanceCapacity"},"ResultPath":"$.errors.LaunchBase","Next":"ImageBranchFailed"},
+      "LaunchBase":{"Type":"Pass","Result":{"Error":"CapacityError","Cause":"InsufficientInstanceCapacity"},"ResultPath":"$.errors.LaunchBase","Next":"ImageBranchFailed"},
       "ImageBranchFailed":{"Type":"Fail","Error":"BranchFailed","CausePath":"States.JsonToString($.errors)"}}},
     {"StartAt":"CreateLoadBalancer","States":{"CreateLoadBalancer":{"Type":"Pass","End":true}}}],
    "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.errors.BuildImageAndLoadBalancer","Next":"Cleanup"}],
    "Next":"Done"},
   "Cleanup":{"Type":"Pass","Next":"Failed"},
   "Done":{"Type":"Succeed"},
-  "Failed":{"Type":"Fail","Error":"StageError","Cause":"LaunchBase failed: StageError: InsufficientInstanceCapacity"}}}`
+  "Failed":{"Type":"Fail","Error":"CapacityError","Cause":"LaunchBase failed: CapacityError: InsufficientInstanceCapacity"}}}`
 
 	slowASL = `{"StartAt":"Validate","States":{
   "Validate":{"Type":"Pass","Next":"WaitForImage"},
@@ -328,11 +328,11 @@ func TestCLIAgainstMoto(t *testing.T) {
 		if r.code != 1 {
 			t.Errorf("exit %d, want 1", r.code)
 		}
-		if !strings.Contains(r.stdout, "LaunchBase failed: StageError: InsufficientInstanceCapacity") || !strings.Contains(r.stdout, "FAILED") {
+		if !strings.Contains(r.stdout, "LaunchBase failed: CapacityError: InsufficientInstanceCapacity") || !strings.Contains(r.stdout, "FAILED") {
 			t.Error("the cause is not printed")
 		}
 		// The Parallel's failure, unwrapped from its branch's cause, then Cleanup.
-		failed := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  BuildImageAndLoadBalancer +failed: LaunchBase: StageError: InsufficientInstanceCapacity$`)
+		failed := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  BuildImageAndLoadBalancer +failed: LaunchBase: CapacityError: InsufficientInstanceCapacity$`)
 		cleanup := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d  Cleanup +succeeded`)
 		if f, c := failed.FindStringIndex(r.stdout), cleanup.FindStringIndex(r.stdout); f == nil || c == nil || f[0] > c[0] {
 			t.Error("want the Parallel's failure, then Cleanup")

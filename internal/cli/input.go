@@ -16,15 +16,17 @@ import (
 
 // RunOptions is what `amifleet run` was asked to do.
 type RunOptions struct {
-	// Input is the input file's content (a pipeline.Config as JSON); empty means
-	// the defaults. InputName names it in messages.
+	// Input is the input file's content (a pipeline.Config as JSON). Without an
+	// InputName, empty means the defaults; a named input that is empty (or only
+	// white space) is refused: a broken redirect would start a default fleet, and
+	// {} is how to ask for the defaults. InputName names it in messages.
 	Input     []byte
 	InputName string
 	// Replicas and InstanceType, when set, replace the input's replicaCount and
 	// instanceType.
 	Replicas     *int
 	InstanceType string
-	// Name is the execution name; empty means a new one (amifleet-<UTC time>-<random>).
+	// Name is the execution name; empty means a new one (NewExecutionName).
 	Name string
 	// Wait follows the execution to its end, or Timeout.
 	Wait    bool
@@ -52,6 +54,10 @@ type RunPlan struct {
 }
 
 // MaxExecutionNameLength is Step Functions' limit.
+
+// ExecutionNameForm says what NewExecutionName makes, for the help and the docs,
+// with an example (a test holds the example to the generator).
+const ExecutionNameForm = "<UTC yymmdd-hhmmss>-<4 random hex digits>, as 261127-120001-0a0b"
 const MaxExecutionNameLength = 80
 
 // PrepareRun builds the input from the file and flags, validates it as the
@@ -61,6 +67,17 @@ func PrepareRun(opts RunOptions, now time.Time, random io.Reader) (RunPlan, erro
 	source := opts.InputName
 	if source == "" {
 		source = "input"
+	}
+	if opts.InputName != "" && len(bytes.TrimSpace(opts.Input)) == 0 {
+		what := opts.InputName
+		if what == "-" {
+			what = "stdin"
+		}
+		return RunPlan{}, exitf(ExitUsage, "--input %s is empty: refused, as a broken redirect would start a default fleet; "+
+			"to ask for the defaults, pass {} (or no --input)", what)
+	}
+	if opts.Timeout < 0 {
+		return RunPlan{}, exitf(ExitUsage, "--timeout %s: want a positive duration, such as 30m or 2h", opts.Timeout)
 	}
 	input, err := applyFlags(opts)
 	if err != nil {

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +43,16 @@ func TestPrepareRun(t *testing.T) {
 			wantErr: "bad input"},
 		{name: "a name with no letters", opts: RunOptions{Name: "///"},
 			wantErr: `--name "///"`},
+		{name: "an empty file is refused, named", opts: RunOptions{Input: []byte{}, InputName: "ci-input.json"},
+			wantErr: `--input ci-input.json is empty`},
+		{name: "a file of white space is refused", opts: RunOptions{Input: []byte(" \n\t\n"), InputName: "in.json"},
+			wantErr: `--input in.json is empty`},
+		{name: "empty stdin is refused", opts: RunOptions{Input: nil, InputName: "-"},
+			wantErr: `--input stdin is empty`},
+		{name: "{} is the defaults", opts: RunOptions{Input: []byte(" {}\n"), InputName: "in.json"},
+			wantInput: `{}`, wantReplicas: 2},
+		{name: "a negative timeout is refused", opts: RunOptions{Timeout: -5 * time.Minute},
+			wantErr: `--timeout -5m0s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,5 +111,33 @@ func TestSanitizeExecutionName(t *testing.T) {
 	a, b := SanitizeExecutionName(long+"x"), SanitizeExecutionName(long+"y")
 	if a == b || a != SanitizeExecutionName(long+"x") {
 		t.Errorf("long names: %q %q", a, b)
+	}
+}
+
+// TestExecutionNameForm holds the form the help and the docs give to what
+// NewExecutionName makes: its example is what the generator makes of the same time
+// and random digits.
+func TestExecutionNameForm(t *testing.T) {
+	example := regexp.MustCompile(`\d{6}-\d{6}-[0-9a-f]{4}`).FindString(ExecutionNameForm)
+	if example == "" || !strings.HasPrefix(ExecutionNameForm, "<UTC yymmdd-hhmmss>-<4 random hex digits>") {
+		t.Fatalf("ExecutionNameForm %q: want the form and an example", ExecutionNameForm)
+	}
+	at, err := time.Parse("060102-150405", example[:13])
+	if err != nil {
+		t.Fatal(err)
+	}
+	digits, err := hex.DecodeString(example[14:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewExecutionName(at.In(time.FixedZone("CET", 3600)), bytes.NewReader(digits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != example {
+		t.Errorf("NewExecutionName(%s) = %q, the form's example is %q", at, got, example)
+	}
+	if len(got) != len("yymmdd-hhmmss-xxxx") {
+		t.Errorf("%q is not yymmdd-hhmmss-xxxx long", got)
 	}
 }
