@@ -73,6 +73,7 @@ failed, 2 bad usage or input (nothing started), 3 timed out or aborted.`,
 	root.AddCommand(runCmd(g), watchCmd(g), statusCmd(g), outputsCmd(g), verifyCmd(g), listCmd(g), teardownCmd(g))
 	root.AddCommand(localCmd(g)) // the local cloud: local.go
 	root.AddCommand(versionCmd(g))
+	root.AddCommand(abortCmd(g))
 	awsFailuresExit1(root)
 	return root
 }
@@ -298,6 +299,29 @@ func listCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&max, "max", 20, "how many executions")
+	return cmd
+}
+
+func abortCmd(g *globals) *cobra.Command {
+	var (
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "abort EXECUTION [--wait]",
+		Short: "Stop a running execution and start the Teardown of its run (stopping it in the console would leave its resources)",
+		Args:  exactArgs("execution (name or ARN)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Abort(cmd.Context(), args[0], wait, timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&wait, "wait", false, "follow the teardown to its end")
+	f.DurationVar(&timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3)")
 	return cmd
 }
 

@@ -67,6 +67,43 @@ func (r *Runner) Teardown(ctx context.Context, runID string, wait bool, timeout 
 	return r.startAndFollow(ctx, sm, name, runID, string(input), wait, timeout)
 }
 
+// Abort stops a running Pipeline execution and starts the Teardown for its run: a
+// stopped execution runs no Cleanup (Step Functions ends it where it is), so its
+// resources would stay. The Teardown waits pipeline.CreateTimeoutSeconds first: a
+// create the stop cut short may still be running in its Lambda, and would land after
+// Cleanup looked. An execution that has ended already is only torn down.
+func (r *Runner) Abort(ctx context.Context, execution string, wait bool, timeout time.Duration) error {
+	desc, res, err := r.lookup(ctx, execution)
+	if err != nil {
+		return err
+	}
+	if res.RunID == "" {
+		return exitf(ExitUsage, "%s: no run id in its input or output: not a Pipeline execution?", res.Name)
+	}
+	p := r.progress()
+	if desc.Status == types.ExecutionStatusRunning {
+		if _, err := r.SFN.StopExecution(ctx, &sfn.StopExecutionInput{
+			ExecutionArn: desc.ExecutionArn,
+			Error:        aws.String("Aborted"),
+			Cause:        aws.String("stopped by amifleet abort; the Teardown of run " + res.RunID + " deletes what it made"),
+		}); err != nil {
+			return fmt.Errorf("stop execution %s: %w", res.Name, err)
+		}
+		fmt.Fprintf(p, "stopped %s (run id %s)\n", res.Name, res.RunID)
+	} else {
+		fmt.Fprintf(p, "%s has ended (%s): tearing down run %s\n", res.Name, desc.Status, res.RunID)
+	}
+	sm, err := r.Machines.Teardown(ctx)
+	if err != nil {
+		return err
+	}
+	input, _ := json.Marshal(pipeline.TeardownInput{RunID: res.RunID, DelaySeconds: pipeline.CreateTimeoutSeconds}) // cannot fail
+	name := "teardown-" + res.RunID + "-abort-" + r.now().UTC().Format("20060102T150405Z")
+	fmt.Fprintf(p, "the teardown waits %d s for a create still in flight, then deletes everything tagged %s=%s\n",
+		pipeline.CreateTimeoutSeconds, pipeline.TagRunID, res.RunID)
+	return r.startAndFollow(ctx, sm, name, res.RunID, string(input), wait, timeout)
+}
+
 func (r *Runner) startAndFollow(ctx context.Context, stateMachine, name, runID, input string, wait bool, timeout time.Duration) error {
 	arn, existing, err := r.start(ctx, stateMachine, name, input)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -393,6 +394,44 @@ func TestMachines(t *testing.T) {
 }
 
 // An execution's name given as --run-id is refused, and the error says the run id.
+// Abort stops a running execution, then starts the Teardown of its run, which waits
+// out a create the stop cut short; an execution that has ended is only torn down.
+func TestAbort(t *testing.T) {
+	for _, status := range []types.ExecutionStatus{types.ExecutionStatusRunning, types.ExecutionStatusFailed} {
+		t.Run(string(status), func(t *testing.T) {
+			f := newFakeSFN()
+			arn := executionARN(testPipelineARN, "Demo")
+			start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+			f.add(arn, sfn.DescribeExecutionOutput{ExecutionArn: aws.String(arn), Name: aws.String("Demo"), StartDate: &start,
+				Input: aws.String(`{}`)}, nil, fakeStep{status, 0})
+			r, stdout, _ := newRunner(f, FormatText)
+			if err := r.Abort(context.Background(), "Demo", false, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			wantStops := 0
+			if status == types.ExecutionStatusRunning {
+				wantStops = 1
+			}
+			if len(f.stops) != wantStops || (wantStops == 1 && aws.ToString(f.stops[0].ExecutionArn) != arn) {
+				t.Fatalf("StopExecution calls %v, want %d of %s", f.stops, wantStops, arn)
+			}
+			if len(f.starts) != 1 {
+				t.Fatalf("%d starts, want the teardown", len(f.starts))
+			}
+			s := f.starts[0]
+			want := `{"runId":"demo-x8a2cc067","delaySeconds":` + strconv.Itoa(pipeline.CreateTimeoutSeconds) + `}`
+			if aws.ToString(s.StateMachineArn) != testTeardownARN || aws.ToString(s.Input) != want ||
+				!strings.HasPrefix(aws.ToString(s.Name), "teardown-demo-x8a2cc067-abort-") {
+				t.Errorf("StartExecution %s %s %s; want the Teardown of demo-x8a2cc067 with %s", aws.ToString(s.StateMachineArn),
+					aws.ToString(s.Name), aws.ToString(s.Input), want)
+			}
+			if !strings.Contains(stdout.String(), "demo-x8a2cc067") {
+				t.Errorf("stdout does not name the run id:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
 func TestTeardownOfAnExecutionNameSaysItsRunID(t *testing.T) {
 	f := newFakeSFN()
 	r, _, _ := newRunner(f, FormatText)

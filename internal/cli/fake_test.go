@@ -53,6 +53,7 @@ type fakeSFN struct {
 	histories []*sfn.GetExecutionHistoryInput
 	lists     []*sfn.ListExecutionsInput
 	listItems []types.ExecutionListItem
+	stops     []*sfn.StopExecutionInput
 }
 
 func newFakeSFN() *fakeSFN {
@@ -97,6 +98,22 @@ func (f *fakeSFN) StartExecution(_ context.Context, in *sfn.StartExecutionInput,
 	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	f.add(arn, sfn.DescribeExecutionOutput{Status: types.ExecutionStatusRunning, StartDate: &start, Input: in.Input}, nil)
 	return &sfn.StartExecutionOutput{ExecutionArn: aws.String(arn), StartDate: &start}, nil
+}
+
+// StopExecution aborts a running execution, as Step Functions does.
+func (f *fakeSFN) StopExecution(_ context.Context, in *sfn.StopExecutionInput, _ ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stops = append(f.stops, in)
+	e, ok := f.execs[aws.ToString(in.ExecutionArn)]
+	if !ok {
+		return nil, &types.ExecutionDoesNotExist{Message: aws.String("Execution Does Not Exist")}
+	}
+	stop := time.Date(2026, 11, 27, 12, 30, 0, 0, time.UTC)
+	e.steps = []fakeStep{{types.ExecutionStatusAborted, len(e.events)}}
+	e.step = 0
+	e.desc.StopDate, e.desc.Error, e.desc.Cause = &stop, in.Error, in.Cause
+	return &sfn.StopExecutionOutput{StopDate: &stop}, nil
 }
 
 func (f *fakeSFN) DescribeExecution(_ context.Context, in *sfn.DescribeExecutionInput, _ ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
