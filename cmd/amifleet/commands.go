@@ -42,8 +42,8 @@ failed, 2 bad usage or input (nothing started), 3 timed out or aborted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if g.output != cli.FormatText && g.output != cli.FormatJSON {
-				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--output %q: want text or json", g.output)}
+			if g.output != cli.FormatText && g.output != cli.FormatJSON && g.output != cli.FormatJSONL {
+				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--output %q: want text, json or jsonl", g.output)}
 			}
 			if g.pollInterval <= 0 {
 				return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--poll-interval must be positive")}
@@ -67,7 +67,7 @@ failed, 2 bad usage or input (nothing started), 3 timed out or aborted.`,
 	f.StringVar(&g.teardownARN, "teardown-arn", os.Getenv("AMIFLEET_TEARDOWN_ARN"), "Teardown state machine ARN (env AMIFLEET_TEARDOWN_ARN; default from the stack)")
 	f.StringVar(&g.region, "region", "", "AWS region (default AWS_REGION or the profile's)")
 	f.StringVar(&g.profile, "profile", "", "AWS shared-config profile for every AWS call (default AWS_PROFILE, or the default profile)")
-	f.StringVarP(&g.output, "output", "o", cli.FormatText, "text, or json: one JSON document on stdout, progress on stderr")
+	f.StringVarP(&g.output, "output", "o", cli.FormatText, "text; json: one JSON document on stdout, progress on stderr; jsonl: one JSON object per line as it happens (type event, then the result)")
 	f.DurationVar(&g.pollInterval, "poll-interval", cli.DefaultPollInterval, "how often a wait reads the execution's history")
 
 	root.AddCommand(runCmd(g), watchCmd(g), statusCmd(g), outputsCmd(g), verifyCmd(g), listCmd(g), teardownCmd(g))

@@ -7,6 +7,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,10 @@ type CloudFormation interface {
 const (
 	FormatText = "text"
 	FormatJSON = "json"
+	// FormatJSONL streams, for machines: one JSON object per line on stdout as it
+	// happens ({"type":"event",...} for each state's line), the final document last
+	// ({"type":"result",...}); the lines for people go to stderr.
+	FormatJSONL = "jsonl"
 )
 
 // DefaultPollInterval is how often a wait reads the execution's history: often
@@ -131,7 +136,30 @@ func (r *Runner) interval() time.Duration {
 	return DefaultPollInterval
 }
 
-func (r *Runner) json() bool { return r.Format == FormatJSON }
+func (r *Runner) json() bool { return r.Format == FormatJSON || r.Format == FormatJSONL }
+
+func (r *Runner) jsonl() bool { return r.Format == FormatJSONL }
+
+// writeDoc writes a command's document on stdout: indented with --output json, one
+// line tagged "type":"result" with --output jsonl.
+func (r *Runner) writeDoc(v any) error {
+	if !r.jsonl() {
+		return writeJSON(r.Stdout, v)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > 1 && b[0] == '{' {
+		sep := ","
+		if b[1] == '}' {
+			sep = ""
+		}
+		b = append([]byte(`{"type":"result"`+sep), b[1:]...)
+	}
+	_, err = fmt.Fprintf(r.Stdout, "%s\n", b)
+	return err
+}
 
 // progress is where the lines that follow an execution go: stdout for people,
 // stderr when stdout is kept for the one JSON document.

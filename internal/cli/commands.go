@@ -203,7 +203,7 @@ func (r *Runner) followToEnd(ctx context.Context, arn string, timeout time.Durat
 		res.Cause = fmt.Sprintf("%s waiting for the execution, which is still %s: amifleet watch %s", why, res.Status, res.Name)
 		r.summary(r.progress(), res)
 		if r.json() {
-			if err := writeJSON(r.Stdout, res); err != nil {
+			if err := r.writeDoc(res); err != nil {
 				return err
 			}
 		}
@@ -219,7 +219,7 @@ func (r *Runner) followToEnd(ctx context.Context, arn string, timeout time.Durat
 func (r *Runner) report(res Result, status types.ExecutionStatus) error {
 	r.summary(r.progress(), res)
 	if r.json() {
-		if err := writeJSON(r.Stdout, res); err != nil {
+		if err := r.writeDoc(res); err != nil {
 			return err
 		}
 	}
@@ -233,6 +233,9 @@ func (r *Runner) report(res Result, status types.ExecutionStatus) error {
 // or ctx is done; it returns the last description it read.
 func (r *Runner) follow(ctx context.Context, arn string) (*sfn.DescribeExecutionOutput, error) {
 	h := newHistory(r.SFN, arn, r.progress(), r.loc())
+	if r.jsonl() {
+		h.w, h.jsonl = r.Stdout, true
+	}
 	var last *sfn.DescribeExecutionOutput
 	for {
 		// Describe first: once it says the execution ended, the history read
@@ -317,7 +320,7 @@ func (r *Runner) Status(ctx context.Context, execution string) error {
 		return err
 	}
 	if r.json() {
-		if err := writeJSON(r.Stdout, res); err != nil {
+		if err := r.writeDoc(res); err != nil {
 			return err
 		}
 	} else {
@@ -344,7 +347,7 @@ func (r *Runner) Outputs(ctx context.Context, execution string) error {
 		return exitf(code, "%s has no outputs: it is %s", res.Name, desc.Status)
 	}
 	if r.json() {
-		return writeJSON(r.Stdout, res)
+		return r.writeDoc(res)
 	}
 	r.outputs(r.Stdout, res)
 	return nil
@@ -385,7 +388,7 @@ func (r *Runner) List(ctx context.Context, max int) error {
 		results = append(results, res)
 	}
 	if r.json() {
-		return writeJSON(r.Stdout, struct {
+		return r.writeDoc(struct {
 			Executions []Result `json:"executions"`
 		}{results})
 	}
@@ -447,7 +450,7 @@ func (r *Runner) Verify(ctx context.Context, execution string, opts VerifyOption
 		if lookErr != nil {
 			out.Error = lookErr.Error()
 		}
-		if err := writeJSON(r.Stdout, out); err != nil {
+		if err := r.writeDoc(out); err != nil {
 			return err
 		}
 	} else if lookErr == nil {

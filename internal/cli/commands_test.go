@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -456,5 +458,51 @@ func TestCheckRunIDTakesEveryRunIDThePipelineMakes(t *testing.T) {
 		if err := CheckRunID(id); err != nil {
 			t.Errorf("CheckRunID(%q), the run id of %q: %v", id, name, err)
 		}
+	}
+}
+
+// --output jsonl streams one JSON object per line on stdout: an event per state line
+// as the history grows, the result last; nothing for people on stdout.
+func TestRunJSONLines(t *testing.T) {
+	f := newFakeSFN()
+	arn := executionARN(testPipelineARN, "ci-1")
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	stop := start.Add(3 * time.Minute)
+	desc := sfn.DescribeExecutionOutput{Status: types.ExecutionStatusSucceeded, StartDate: &start, StopDate: &stop,
+		Input: aws.String("{}"), Output: aws.String(succeededOutput)}
+	events := makeHistory(
+		ev{typ: types.HistoryEventTypeExecutionStarted},
+		ev{typ: types.HistoryEventTypeTaskStateEntered, name: "Validate", doc: "{}"},
+		ev{typ: types.HistoryEventTypeTaskStateExited, name: "Validate", doc: "{}", offset: time.Second},
+		ev{typ: types.HistoryEventTypeExecutionSucceeded, doc: succeededOutput},
+	)
+	f.script(arn, desc, events, fakeStep{types.ExecutionStatusRunning, 3}, fakeStep{types.ExecutionStatusSucceeded, 4})
+	r, stdout, stderr := newRunner(f, FormatJSONL)
+	if err := r.Run(context.Background(), RunPlan{Name: "ci-1", RunID: "ci-1", Input: "{}", Wait: true, Timeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var kinds []string
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("stdout line %q is not one JSON object: %v", l, err)
+		}
+		kinds = append(kinds, fmt.Sprint(m["type"]))
+		if m["type"] == "event" && (m["state"] == nil || m["message"] == nil || m["time"] == nil) {
+			t.Errorf("event %q lacks state, message or time", l)
+		}
+	}
+	if len(kinds) < 2 || kinds[len(kinds)-1] != "result" || slices.Index(kinds, "event") < 0 {
+		t.Fatalf("stdout objects %v: want events, then the result last", kinds)
+	}
+	var res struct {
+		Type, Status, RunID string
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || res.Status != "SUCCEEDED" || res.RunID != "ci-1" {
+		t.Errorf("result %q (%v): want SUCCEEDED of run ci-1", lines[len(lines)-1], err)
+	}
+	if !strings.Contains(stderr.String(), "started ci-1") {
+		t.Errorf("the lines for people are not on stderr: %q", stderr.String())
 	}
 }

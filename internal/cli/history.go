@@ -31,6 +31,8 @@ type history struct {
 	arn string
 	w   io.Writer
 	loc *time.Location
+	// jsonl writes each line as a JSON object ({"type":"event",...}), for machines.
+	jsonl bool
 
 	lastID int64
 	// names maps an event to the state it belongs to: entered and exited events
@@ -229,6 +231,16 @@ func (h *history) total(at time.Time) string {
 }
 
 func (h *history) line(at time.Time, name, msg string) {
+	if h.jsonl {
+		b, _ := json.Marshal(struct {
+			Type    string    `json:"type"`
+			Time    time.Time `json:"time"`
+			State   string    `json:"state"`
+			Message string    `json:"message"`
+		}{"event", at.UTC(), name, msg}) // cannot fail
+		fmt.Fprintf(h.w, "%s\n", b)
+		return
+	}
 	fmt.Fprintf(h.w, "%s  %-25s  %s\n", at.In(h.loc).Format("15:04:05"), name, msg)
 }
 
