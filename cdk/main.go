@@ -1,6 +1,7 @@
-// Command cdk is amifleet's CDK app: it synthesizes the AmiFleet stack (the stage
-// Lambdas, the Pipeline and Teardown state machines, their roles, logs and an
-// optional schedule). cdk.json at the repository root runs it; `make synth`,
+// Command cdk is amifleet's CDK app: it synthesizes the AmiFleet stack, which holds
+// one amifleet.AmiFleet construct (package cdk/amifleet: the stage Lambdas, the
+// Pipeline and Teardown state machines, their roles, logs and an optional schedule),
+// which a team can add to its own Go CDK app instead. cdk.json at the repository root runs it; `make synth`,
 // `make deploy` and `make destroy` drive it through the pinned CDK CLI.
 //
 // Context (-c key=value):
@@ -26,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/amifleet/amifleet/cdk/amifleet"
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
@@ -51,25 +53,24 @@ func main() {
 // newApp adds the stack to app as the context asks, reading the zips and the
 // scheduled input under root.
 func newApp(app awscdk.App, root string) (*AmiFleetStack, error) {
-	arch := contextString(app, "arch", ArchARM64)
+	arch := contextString(app, "arch", amifleet.ArchARM64)
 	local := contextString(app, "local", "false") == "true"
 	schedule := contextString(app, "schedule", "")
 
-	if _, err := architecture(arch); err != nil {
-		return nil, err
-	}
 	props := &AmiFleetStackProps{
 		StackProps: awscdk.StackProps{
 			Description: jsii.String("amifleet: turns one EC2 instance into a load-balanced fleet (Lambdas + Step Functions)"),
 		},
-		Architecture: arch,
-		BuildDir:     underRoot(root, contextString(app, "buildDir", filepath.Join("build", GoArch(arch)))),
-		Schedule:     schedule,
+		AmiFleetProps: amifleet.AmiFleetProps{
+			Architecture: arch,
+			BuildDir:     underRoot(root, contextString(app, "buildDir", filepath.Join("build", amifleet.GoArch(arch)))),
+			Schedule:     schedule,
+		},
 	}
 	if v := contextString(app, "createTimeoutSeconds", ""); v != "" {
 		secs, err := strconv.Atoi(v)
-		if err != nil || secs < 10 || secs > pipeline.CreateTimeoutSeconds {
-			return nil, fmt.Errorf("context createTimeoutSeconds=%q: want whole seconds from 10 to %d", v, pipeline.CreateTimeoutSeconds)
+		if err != nil || secs < amifleet.MinCreateTimeoutSeconds || secs > pipeline.CreateTimeoutSeconds {
+			return nil, fmt.Errorf("context createTimeoutSeconds=%q: want whole seconds from %d to %d", v, amifleet.MinCreateTimeoutSeconds, pipeline.CreateTimeoutSeconds)
 		}
 		props.CreateTimeoutSeconds = secs
 	}
@@ -89,11 +90,6 @@ func newApp(app awscdk.App, root string) (*AmiFleetStack, error) {
 			return nil, fmt.Errorf("schedule set: %w", err)
 		}
 		props.ScheduledInput = string(input)
-	}
-	for _, f := range requiredZips(props.BuildDir) {
-		if _, err := os.Stat(f); err != nil {
-			return nil, fmt.Errorf("%s is missing: run `make build ARCH=%s` first", f, GoArch(arch))
-		}
 	}
 	return NewAmiFleetStack(app, StackName, props)
 }

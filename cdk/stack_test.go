@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/zip"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/amifleet/amifleet/cdk/amifleet"
+	"github.com/amifleet/amifleet/cdk/internal/cfntest"
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
@@ -56,7 +57,7 @@ func synth(t *testing.T, ctx map[string]any) *synthesized {
 	}
 	s := &synthesized{}
 	synths[key] = s
-	root := fakeRoot(t, GoArch(fmt.Sprint(ctx["arch"])))
+	root := fakeRoot(t, amifleet.GoArch(fmt.Sprint(ctx["arch"])))
 	c := map[string]any{}
 	for k, v := range ctx {
 		c[k] = v
@@ -101,28 +102,6 @@ func fakeRoot(t *testing.T, goarch string) string {
 		t.Fatal(err)
 	}
 	return root
-}
-
-func writeZip(t *testing.T, path, content string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := zip.NewWriter(f)
-	w, err := z.Create("bootstrap")
-	if err == nil {
-		_, err = w.Write([]byte(content))
-	}
-	if err == nil {
-		err = z.Close()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // tempRoots are fakeRoot's folders, removed when every test has run.
@@ -198,8 +177,9 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 	}
 	// After a Parallel branch fails, Cleanup's clean looks span the longest a create
 	// still in flight can run: no create may run longer.
-	for _, f := range []string{pipeline.CreateSecurityGroups, pipeline.LaunchBase, pipeline.CreateImage,
-		pipeline.CreateLoadBalancer, pipeline.LaunchReplicas} {
+	creates := []string{pipeline.CreateSecurityGroups, pipeline.LaunchBase, pipeline.CreateImage,
+		pipeline.CreateLoadBalancer, pipeline.LaunchReplicas}
+	for _, f := range creates {
 		if v := want[f].timeout; v > pipeline.CreateTimeoutSeconds {
 			t.Fatalf("%s's timeout %v s is longer than the %d s Cleanup waits out (pipeline.CreateTimeoutSeconds)", f, v, pipeline.CreateTimeoutSeconds)
 		}
@@ -219,7 +199,7 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 				if slices.Contains(creates, f.Name) {
 					w.timeout = min(w.timeout, tc.createTimeout)
 				}
-				id := logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild())
+				id := logicalID(t, s, s.stack.Fleet.Functions[f.Name].Node().DefaultChild())
 				p := props(s.json, id)
 				checks := map[string][2]any{
 					"Runtime":      {p["Runtime"], "provided.al2023"},
@@ -303,7 +283,7 @@ func TestFunctionRolesAllowExactlyTheirActions(t *testing.T) {
 			if !ok {
 				t.Fatalf("internal/stages/testdata/iam-actions.json has no entry for %s: run go test ./internal/stages -update-iam", f.Name)
 			}
-			fn := props(s.json, logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild()))
+			fn := props(s.json, logicalID(t, s, s.stack.Fleet.Functions[f.Name].Node().DefaultChild()))
 			role := fmt.Sprint(dig(fn, "Role", "Fn::GetAtt").([]any)[0])
 			if other, dup := roles[role]; dup {
 				t.Fatalf("role %s shared with %s", role, other)
@@ -316,7 +296,7 @@ func TestFunctionRolesAllowExactlyTheirActions(t *testing.T) {
 			granted := actionsOf(statements)
 			for _, a := range called {
 				if !slices.Contains(granted, a) {
-					t.Errorf("%s calls %s; its role does not grant it (cdk/iam.go)", f.Name, a)
+					t.Errorf("%s calls %s; its role does not grant it (cdk/amifleet/iam.go)", f.Name, a)
 				}
 			}
 			for _, a := range granted {
@@ -390,9 +370,9 @@ func TestStateMachines(t *testing.T) {
 	s := synth(t, defaultContext)
 	arnOf := map[string]string{} // function logical id -> name
 	for _, f := range pipeline.Functions {
-		arnOf[logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild())] = f.Name
+		arnOf[logicalID(t, s, s.stack.Fleet.Functions[f.Name].Node().DefaultChild())] = f.Name
 	}
-	teardownID := logicalID(t, s, s.stack.Teardown.Node().DefaultChild())
+	teardownID := logicalID(t, s, s.stack.Fleet.Teardown.Node().DefaultChild())
 	all := make([]string, 0, len(pipeline.Functions))
 	for _, f := range pipeline.Functions {
 		all = append(all, f.Name)
@@ -403,7 +383,7 @@ func TestStateMachines(t *testing.T) {
 		invokes      []string
 		startsOthers []string
 	}{
-		{"Pipeline", logicalID(t, s, s.stack.Pipeline.Node().DefaultChild()), all, []string{teardownID}},
+		{"Pipeline", logicalID(t, s, s.stack.Fleet.Pipeline.Node().DefaultChild()), all, []string{teardownID}},
 		{"Teardown", teardownID, []string{"Cleanup"}, nil},
 	}
 	for _, tt := range tests {
@@ -486,7 +466,7 @@ func TestScheduleOnlyWhenContextSetsIt(t *testing.T) {
 	if p["ScheduleExpression"] != "cron(0 6 * * ? *)" {
 		t.Errorf("ScheduleExpression = %v", p["ScheduleExpression"])
 	}
-	pipelineID := logicalID(t, s, s.stack.Pipeline.Node().DefaultChild())
+	pipelineID := logicalID(t, s, s.stack.Fleet.Pipeline.Node().DefaultChild())
 	if got := refOf(t, dig(p, "Target", "Arn")); got != pipelineID {
 		t.Errorf("target %v, want the Pipeline %s", got, pipelineID)
 	}
@@ -572,30 +552,22 @@ func TestBadSetupIsReportedBeforeSynth(t *testing.T) {
 	}
 }
 
-// ---- template helpers ----
+// ---- template helpers (internal/cfntest) ----
 
-func resourcesOfType(tmpl map[string]any, typ string) []string {
-	var ids []string
-	for id, r := range tmpl["Resources"].(map[string]any) {
-		if r.(map[string]any)["Type"] == typ {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-func typeOf(tmpl map[string]any, id string) string {
-	r, _ := tmpl["Resources"].(map[string]any)[id].(map[string]any)
-	t, _ := r["Type"].(string)
-	return t
-}
-
-func props(tmpl map[string]any, id string) map[string]any {
-	r, _ := tmpl["Resources"].(map[string]any)[id].(map[string]any)
-	p, _ := r["Properties"].(map[string]any)
-	return p
-}
+var (
+	resourcesOfType = cfntest.ResourcesOfType
+	typeOf          = cfntest.TypeOf
+	props           = cfntest.Props
+	dig             = cfntest.Dig
+	anyList         = cfntest.AnyList
+	strList         = cfntest.StrList
+	roleStatements  = cfntest.RoleStatements
+	actionsOf       = cfntest.ActionsOf
+	joinParts       = cfntest.JoinParts
+	getAttOf        = cfntest.GetAttOf
+	refOf           = cfntest.RefOf
+	writeZip        = cfntest.WriteZip
+)
 
 func logicalID(t *testing.T, s *synthesized, c any) string {
 	t.Helper()
@@ -604,112 +576,6 @@ func logicalID(t *testing.T, s *synthesized, c any) string {
 		t.Fatalf("%T is not a CloudFormation element", c)
 	}
 	return *s.stack.GetLogicalId(el)
-}
-
-func dig(v any, path ...string) any {
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[k]
-	}
-	return v
-}
-
-func anyList(v any) []any {
-	if v == nil {
-		return nil
-	}
-	if l, ok := v.([]any); ok {
-		return l
-	}
-	return []any{v}
-}
-
-func strList(v any) []string {
-	var out []string
-	for _, x := range anyList(v) {
-		out = append(out, fmt.Sprint(x))
-	}
-	return out
-}
-
-// roleStatements are the statements of every policy attached to role.
-func roleStatements(tmpl map[string]any, role string) []map[string]any {
-	var out []map[string]any
-	add := func(doc any) {
-		for _, st := range anyList(dig(doc, "Statement")) {
-			out = append(out, st.(map[string]any))
-		}
-	}
-	for _, inline := range anyList(props(tmpl, role)["Policies"]) {
-		add(dig(inline, "PolicyDocument"))
-	}
-	for _, id := range resourcesOfType(tmpl, "AWS::IAM::Policy") {
-		p := props(tmpl, id)
-		for _, r := range anyList(p["Roles"]) {
-			if dig(r, "Ref") == role {
-				add(p["PolicyDocument"])
-			}
-		}
-	}
-	return out
-}
-
-func actionsOf(statements []map[string]any) []string {
-	var actions []string
-	for _, st := range statements {
-		actions = append(actions, strList(st["Action"])...)
-	}
-	sort.Strings(actions)
-	return slices.Compact(actions)
-}
-
-// joinParts splits a definition into its literal text and the logical ids that its
-// Fn::Join references (Ref and Fn::GetAtt).
-func joinParts(t *testing.T, v any) (literal string, refs []string) {
-	t.Helper()
-	if s, ok := v.(string); ok {
-		return s, nil
-	}
-	join, ok := dig(v, "Fn::Join").([]any)
-	if !ok || len(join) != 2 {
-		t.Fatalf("definition is %v, want a string or Fn::Join", v)
-	}
-	var b strings.Builder
-	for _, part := range join[1].([]any) {
-		switch p := part.(type) {
-		case string:
-			b.WriteString(p)
-		case map[string]any:
-			if r, ok := p["Ref"]; ok {
-				refs = append(refs, fmt.Sprint(r))
-			} else if g, ok := p["Fn::GetAtt"].([]any); ok {
-				refs = append(refs, fmt.Sprint(g[0]))
-			}
-			b.WriteString("<token>")
-		}
-	}
-	return b.String(), refs
-}
-
-func getAttOf(t *testing.T, v any) string {
-	t.Helper()
-	g, ok := dig(v, "Fn::GetAtt").([]any)
-	if !ok {
-		t.Fatalf("%v is not a Fn::GetAtt", v)
-	}
-	return fmt.Sprint(g[0])
-}
-
-func refOf(t *testing.T, v any) string {
-	t.Helper()
-	r, ok := dig(v, "Ref").(string)
-	if !ok {
-		t.Fatalf("%v is not a Ref", v)
-	}
-	return r
 }
 
 // hardCodedPartition matches an ARN whose partition is written out (arn:aws:,
@@ -741,7 +607,7 @@ func TestSynthesizesForEveryPartition(t *testing.T) {
 				from, to := max(0, m[0]-80), min(len(text), m[1]+80)
 				t.Errorf("hard-coded partition %s in the template: …%s…", text[m[0]:m[1]-1], text[from:to])
 			}
-			for _, sm := range []sfn.StateMachine{s.stack.Pipeline, s.stack.Teardown} {
+			for _, sm := range []sfn.StateMachine{s.stack.Fleet.Pipeline, s.stack.Fleet.Teardown} {
 				p := props(s.json, logicalID(t, s, sm.Node().DefaultChild()))
 				literal, refs := joinParts(t, p["DefinitionString"])
 				if !slices.Contains(refs, "AWS::Partition") || !strings.Contains(literal, `"arn:<token>:states:::lambda:invoke"`) {
@@ -799,7 +665,7 @@ func TestDeployDocListsWhatAnEBSKeyNeeds(t *testing.T) {
 	s := synth(t, defaultContext)
 	launchers := 0
 	for _, f := range pipeline.Functions {
-		fn := props(s.json, logicalID(t, s, s.stack.Functions[f.Name].Node().DefaultChild()))
+		fn := props(s.json, logicalID(t, s, s.stack.Fleet.Functions[f.Name].Node().DefaultChild()))
 		role := fmt.Sprint(dig(fn, "Role", "Fn::GetAtt").([]any)[0])
 		granted := actionsOf(roleStatements(s.json, role))
 		if slices.Contains(granted, "ec2:RunInstances") || slices.Contains(granted, "ec2:StartInstances") {
@@ -811,5 +677,37 @@ func TestDeployDocListsWhatAnEBSKeyNeeds(t *testing.T) {
 	}
 	if launchers == 0 {
 		t.Fatal("no function's role grants ec2:RunInstances or ec2:StartInstances: the check cannot fail")
+	}
+}
+
+// The stack's resources were its own children before the construct (package
+// amifleet) held them; with the construct's id "Default" they keep their logical
+// ids, so that a deployed stack updates in place instead of replacing its functions,
+// roles, log groups and state machines. These ids are from the stack as it was.
+func TestLogicalIDsKeptFromTheStackBeforeTheConstruct(t *testing.T) {
+	for _, ctx := range []map[string]any{defaultContext, fullContext} {
+		s := synth(t, ctx)
+		fleet := s.stack.Fleet
+		for want, c := range map[string]any{
+			"ValidateFunctionC496E7E7": fleet.Functions[pipeline.Validate].Node().DefaultChild(),
+			"PipelineC660917D":         fleet.Pipeline.Node().DefaultChild(),
+			"Teardown0042FE15":         fleet.Teardown.Node().DefaultChild(),
+		} {
+			if got := logicalID(t, s, c); got != want {
+				t.Errorf("%v: logical id %s, want %s (a deployed stack would replace the resource)", ctx, got, want)
+			}
+		}
+		for _, id := range []string{"CleanupLogs0F08F816", "CleanupRole9B76E1E6", "CleanupRoleDefaultPolicyF2E6A473",
+			"TeardownLogs6952C9EE", "TeardownRoleE3927239", "PipelineLogsB6C63DF7", "PipelineRoleD68726F7",
+			"PipelineRoleDefaultPolicyC7A05455"} {
+			if typeOf(s.json, id) == "" {
+				t.Errorf("%v: no resource %s, which the stack had before the construct", ctx, id)
+			}
+		}
+		if ctx["schedule"] != nil {
+			if typeOf(s.json, "Schedule83A77FD1") != "AWS::Scheduler::Schedule" {
+				t.Errorf("%v: no schedule Schedule83A77FD1", ctx)
+			}
+		}
 	}
 }

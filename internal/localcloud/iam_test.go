@@ -31,7 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
-// The roles of the IAM tests: policies like cdk/iam.go's, with the ARNs CloudFormation
+// The roles of the IAM tests: policies like cdk/amifleet/iam.go's, with the ARNs CloudFormation
 // resolves in moto.
 const (
 	iamLaunchFunction  = "LaunchBase-iamtest"
@@ -64,7 +64,7 @@ func elbTestARN(resource string) string {
 	return "arn:aws:elasticloadbalancing:" + testRegion + ":" + testAccount + ":" + resource
 }
 
-// launchStatements are LaunchBase's grants (cdk/iam.go), the instance/volume
+// launchStatements are LaunchBase's grants (cdk/amifleet/iam.go), the instance/volume
 // statement replaced by narrowed when it is set.
 func launchStatements(narrowed map[string]any) []map[string]any {
 	runTagged := iamStatement([]string{"ec2:RunInstances"}, []string{ec2TestARN("instance/*"), ec2TestARN("volume/*")}, iamRunTagOnCreate)

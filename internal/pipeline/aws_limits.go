@@ -4,7 +4,7 @@ package pipeline
 // read, so that the two cannot drift apart.
 
 // CreateTimeoutSeconds is the Lambda timeout of the longest function that creates
-// something (cdk/stack.go gives none of them more). After a Parallel branch fails,
+// something (cdk/amifleet/amifleet.go gives none of them more). After a Parallel branch fails,
 // Step Functions stops the other branch, but a Lambda it had already invoked runs to
 // its end, at most this long, and may still create something: Cleanup's two clean
 // looks are then at least this far apart.

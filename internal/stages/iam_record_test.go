@@ -160,7 +160,7 @@ func checkIAMGolden(complete bool) error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%s\n(after a deliberate change: go test ./internal/stages -update-iam, then grant or revoke it in cdk/iam.go)", strings.Join(problems, "\n"))
+		return fmt.Errorf("%s\n(after a deliberate change: go test ./internal/stages -update-iam, then grant or revoke it in cdk/amifleet/iam.go)", strings.Join(problems, "\n"))
 	}
 	return nil
 }

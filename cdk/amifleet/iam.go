@@ -1,4 +1,4 @@
-package main
+package amifleet
 
 import (
 	"github.com/amifleet/amifleet/internal/pipeline"
@@ -115,7 +115,8 @@ func (a arns) runInstances(images grant) []grant {
 
 // permissions lists, per stage, the AWS actions its code calls (internal/stages),
 // beyond writing its own logs and X-Ray traces. A stage that calls something new
-// needs it added here, and in the table of TestFunctionRolesAllowExactlyTheirActions.
+// needs it added here, and in the table of TestFunctionRolesAllowExactlyTheirActions
+// (cdk/stack_test.go).
 var permissions = map[string]func(arns) []grant{
 	// Validate checks what the run will need against the account: the subnets (given
 	// or the default VPC's), config.imageId, the instance type, the zones that offer
