@@ -53,11 +53,11 @@ type RunPlan struct {
 	Timeout   time.Duration
 }
 
-// MaxExecutionNameLength is Step Functions' limit.
-
 // ExecutionNameForm says what NewExecutionName makes, for the help and the docs,
 // with an example (a test holds the example to the generator).
 const ExecutionNameForm = "<UTC yymmdd-hhmmss>-<4 random hex digits>, as 261127-120001-0a0b"
+
+// MaxExecutionNameLength is Step Functions' limit.
 const MaxExecutionNameLength = 80
 
 // PrepareRun builds the input from the file and flags, validates it as the

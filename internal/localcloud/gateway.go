@@ -253,7 +253,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.faults.count(call.key())
 	// As on AWS: the caller's permissions first, then the service's own errors (an
 	// injected fault), then what the service refuses that moto does not.
-	if g.strictness().IAM && g.iamRefuses(w, r, call) {
+	if g.Strictness().IAM && g.iamRefuses(w, r, call) {
 		return
 	}
 	if f := g.faults.takeAPIFault(call.key()); f != nil {

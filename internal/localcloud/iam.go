@@ -246,7 +246,7 @@ func (g *Gateway) iamCheck(r *http.Request, call apiCall, id iamIdentity) (iamDe
 	if region == "" {
 		region = id.Region
 	}
-	req := &iamRequest{g: g, call: call, region: region, partition: iamPartitionOf(region), account: id.account()}
+	req := &iamRequest{g: g, call: call, region: region, partition: partitionOf(region), account: id.account()}
 	if call.Protocol == "json" {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
 		if err != nil {
@@ -347,8 +347,8 @@ func iamGlobalKeys() []string {
 	return iamSortedUnique(keys)
 }
 
-// iamPartitionOf is a region's partition.
-func iamPartitionOf(region string) string {
+// partitionOf is a region's ARN partition (the IAM check's ARNs, the quota's ARN).
+func partitionOf(region string) string {
 	switch {
 	case strings.HasPrefix(region, "cn-"):
 		return "aws-cn"

@@ -507,6 +507,24 @@ func (g *Gateway) loadBalancerOf(tgARN string) *albStandIn {
 // default VPC (172.31.0.0/16): a rule for a CIDR must contain it to admit them.
 const albPrivateAddress = "172.31.255.10"
 
+// instanceGroups are an instance's security groups: its own, and those on its network
+// interfaces (moto lists the groups of an instance launched with them on an interface
+// there only; on AWS the instance's groups are its primary interface's).
+func instanceGroups(inst ec2types.Instance) []string {
+	var groups []string
+	for _, sg := range inst.SecurityGroups {
+		groups = append(groups, aws.ToString(sg.GroupId))
+	}
+	for _, ni := range inst.NetworkInterfaces {
+		for _, sg := range ni.Groups {
+			if id := aws.ToString(sg.GroupId); !slices.Contains(groups, id) {
+				groups = append(groups, id)
+			}
+		}
+	}
+	return groups
+}
+
 // instanceAdmits reports whether the instance's security groups let the load balancer
 // in on the target group's port: a rule naming one of its security groups, or a CIDR
 // that contains its private address.
@@ -521,20 +539,7 @@ func (g *Gateway) instanceAdmits(ctx context.Context, instanceID string, a *albS
 	if err != nil || len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
 		return false
 	}
-	inst := out.Reservations[0].Instances[0]
-	var groups []string
-	for _, sg := range inst.SecurityGroups {
-		groups = append(groups, aws.ToString(sg.GroupId))
-	}
-	// An instance launched with its groups on a network interface: moto lists them
-	// there only (on AWS the instance's groups are its primary interface's).
-	for _, ni := range inst.NetworkInterfaces {
-		for _, sg := range ni.Groups {
-			if id := aws.ToString(sg.GroupId); !slices.Contains(groups, id) {
-				groups = append(groups, id)
-			}
-		}
-	}
+	groups := instanceGroups(out.Reservations[0].Instances[0])
 	if len(groups) == 0 {
 		// moto lists none for an instance launched without groups; on AWS it has the
 		// VPC's default group, which admits only its own members.

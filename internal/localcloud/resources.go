@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -173,18 +172,7 @@ func ReadRun(ctx context.Context, cfg aws.Config, runID string) (RunResources, e
 				if in.MetadataOptions != nil {
 					x.HTTPTokens = string(in.MetadataOptions.HttpTokens)
 				}
-				for _, g := range in.SecurityGroups {
-					x.SecurityGroups = append(x.SecurityGroups, aws.ToString(g.GroupId))
-				}
-				// Launched with its groups on a network interface, an instance has
-				// them listed there only by moto (on AWS they are the instance's too).
-				for _, ni := range in.NetworkInterfaces {
-					for _, g := range ni.Groups {
-						if id := aws.ToString(g.GroupId); !slices.Contains(x.SecurityGroups, id) {
-							x.SecurityGroups = append(x.SecurityGroups, id)
-						}
-					}
-				}
+				x.SecurityGroups = instanceGroups(in)
 				x.PublicIP = aws.ToString(in.PublicIpAddress)
 				if in.Placement != nil {
 					x.AvailabilityZone = aws.ToString(in.Placement.AvailabilityZone)

@@ -97,14 +97,6 @@ func StrictChecks() []string {
 	return c
 }
 
-// strictness is the checks in force (SetStrictness changes them while the gateway
-// runs).
-func (g *Gateway) strictness() Strictness {
-	g.strictMu.RLock()
-	defer g.strictMu.RUnlock()
-	return g.opts.Strict
-}
-
 // SetStrictness changes the checks in force, for the calls that come after; a test
 // lowers the vCPU quota with it, as an account with a smaller one would have.
 func (g *Gateway) SetStrictness(s Strictness) {
@@ -113,5 +105,10 @@ func (g *Gateway) SetStrictness(s Strictness) {
 	g.opts.Strict = s
 }
 
-// Strictness is the checks in force.
-func (g *Gateway) Strictness() Strictness { return g.strictness() }
+// Strictness is the checks in force (SetStrictness changes them while the gateway
+// runs).
+func (g *Gateway) Strictness() Strictness {
+	g.strictMu.RLock()
+	defer g.strictMu.RUnlock()
+	return g.opts.Strict
+}

@@ -49,7 +49,7 @@ func (g *Gateway) rememberCreated(call apiCall, body []byte) {
 	s := g.strictState()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	visible := s.now().Add(g.strictness().Consistency)
+	visible := s.now().Add(g.Strictness().Consistency)
 	for _, id := range xmlValues(body, element) {
 		if id != "" {
 			s.fresh[id] = visible

@@ -72,7 +72,7 @@ func (g *Gateway) strictLog() *slog.Logger { return g.strictState().log }
 // ec2Refuses answers what EC2, ELB and Service Quotas refuse (or answer themselves)
 // where moto does not; false lets the call through.
 func (g *Gateway) ec2Refuses(w http.ResponseWriter, r *http.Request, call apiCall) bool {
-	st := g.strictness()
+	st := g.Strictness()
 	switch call.key() {
 	case "ec2:DescribeInstanceTypeOfferings":
 		return st.Offerings && g.answerOfferings(w, call)
@@ -97,7 +97,7 @@ func (g *Gateway) ec2Refuses(w http.ResponseWriter, r *http.Request, call apiCal
 
 // strictSaw is told each watched call's answer from moto (200 only).
 func (g *Gateway) strictSaw(call apiCall, body []byte) {
-	st := g.strictness()
+	st := g.Strictness()
 	switch call.key() {
 	case "ec2:RunInstances":
 		if st.ClientTokens {
@@ -130,7 +130,7 @@ func (g *Gateway) strictLaunch(w http.ResponseWriter, r *http.Request, call apiC
 	lock.Lock()
 	defer lock.Unlock()
 
-	st := g.strictness()
+	st := g.Strictness()
 	if st.ClientTokens && g.answerToken(w, call, region) {
 		return
 	}

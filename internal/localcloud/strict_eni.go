@@ -47,7 +47,7 @@ func (g *Gateway) lingerAfterDelete(call apiCall) {
 	s.mu.Lock()
 	lb, ok := s.lbGroups[arn]
 	delete(s.lbGroups, arn)
-	until := s.now().Add(g.strictness().ENILinger)
+	until := s.now().Add(g.Strictness().ENILinger)
 	for _, id := range lb.groups {
 		s.lingering[id] = until
 	}

@@ -71,7 +71,7 @@ func (g *Gateway) overQuota(ctx context.Context, w http.ResponseWriter, call api
 		log.Error("not checked: running instances unreadable", "error", err.Error())
 		return false
 	}
-	limit := g.strictness().VCPULimit
+	limit := g.Strictness().VCPULimit
 	fits := max(limit-running, 0) / each
 	resource := fmt.Sprintf("%d-%d × %s (%d vCPUs each) in %s, %d of %d vCPUs running", minCount, maxCount, typ, each, region, running, limit)
 	if fits < minCount {
@@ -187,10 +187,10 @@ func (g *Gateway) answerServiceQuota(w http.ResponseWriter, r *http.Request, cal
 	out := map[string]serviceQuota{"Quota": {
 		ServiceCode:         "ec2",
 		ServiceName:         "Amazon Elastic Compute Cloud (Amazon EC2)",
-		QuotaArn:            fmt.Sprintf("arn:%s:servicequotas:%s:%s:ec2/%s", partition(region), region, Account, standardVCPUQuotaCode),
+		QuotaArn:            fmt.Sprintf("arn:%s:servicequotas:%s:%s:ec2/%s", partitionOf(region), region, Account, standardVCPUQuotaCode),
 		QuotaCode:           standardVCPUQuotaCode,
 		QuotaName:           standardVCPUQuotaName,
-		Value:               float64(g.strictness().VCPULimit),
+		Value:               float64(g.Strictness().VCPULimit),
 		Unit:                "None",
 		Adjustable:          true,
 		QuotaAppliedAtLevel: "ACCOUNT",
@@ -207,15 +207,4 @@ func (g *Gateway) answerServiceQuota(w http.ResponseWriter, r *http.Request, cal
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 	return true
-}
-
-// partition is the ARN partition of a region.
-func partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
 }
