@@ -14,6 +14,13 @@ GOFILES := $(shell find . -name '*.go' -not -path './cdk/*' -not -path './node_m
 export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
 
+# The Python with moto[server] 5.2.1 and cfn-lint: tools/python-env.sh prints it, making the
+# virtual environment .venv/ where python3 lacks them. WITH_PYTHON runs a recipe's command
+# with it: named in AMIFLEET_PYTHON for the local cloud, and a virtual environment's bin/
+# first on the PATH, so that the tests' python3 is the same one.
+WITH_PYTHON = py=$$(tools/python-env.sh) && export AMIFLEET_PYTHON="$$py" && \
+	{ [ ! -f "$${py%/*}/activate" ] || export PATH="$${py%/*}:$$PATH"; } &&
+
 .PHONY: all build test lint check-tools clean
 
 all: build
@@ -41,12 +48,16 @@ lint: check-tools
 
 ## test: every test (unit, moto, ASL, CDK, end to end in the local cloud)
 test: lint cdk-test
-	$(GO) test -count=1 -timeout 30m ./...
+	$(WITH_PYTHON) $(GO) test -count=1 -timeout 30m ./...
 
+## check-tools: installs what `make test` needs where that asks nobody, or stops with the one command to run
+# (go install; apt-get as root or with sudo without a password; moto and cfn-lint in .venv/ where python3 lacks them)
 check-tools:
+	@./tools/check-tools.sh
 	@command -v staticcheck >/dev/null || { echo "installing staticcheck"; GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2; }
 	@command -v actionlint >/dev/null || { echo "installing actionlint"; GOFLAGS= $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); }
 	@./tools/install-shellcheck.sh
+	@./tools/python-env.sh >/dev/null
 
 clean:
 	rm -rf build cdk.out cdk/cdk.out
@@ -83,8 +94,7 @@ destroy: $(ZIPS) $(CDK)
 # W3005: the CDK makes each function and state machine DependsOn its role as well as
 # the role's policy; the role half is redundant with the Role GetAtt, and harmless.
 cdk-test: synth check-tools
-	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: pip install cfn-lint"; exit 1; }
-	cfn-lint --ignore-checks W3005 -- cdk.out/AmiFleet.template.json
+	cfnlint=$$(tools/python-env.sh --cfn-lint) && "$$cfnlint" --ignore-checks W3005 -- cdk.out/AmiFleet.template.json
 	cd cdk && $(GO) vet ./... && staticcheck ./... && $(GO) test -count=1 ./...
 
 # ---- The local cloud: the whole pipeline on this machine (moto, the gateway, the stack).
@@ -93,7 +103,7 @@ cdk-test: synth check-tools
 ## local: build, deploy into the local cloud, run events/local-input.json, print what it made, stop
 # (LOCAL_FLAGS="--port 4567 --input FILE" for another port or input)
 local:
-	$(GO) run ./cmd/amifleet local run $(LOCAL_FLAGS)
+	$(WITH_PYTHON) $(GO) run ./cmd/amifleet local run $(LOCAL_FLAGS)
 
 # ---- Benchmarks: slow (the local cloud and five pipeline runs), so not part of `make test`;
 # their pure parts (history counting, target checks, estimates, plot) are unit-tested there.
@@ -102,4 +112,4 @@ local:
 ## bench: Lambda sizes, cold starts and memory, CDK synth, pipeline runs at 1-200 replicas in the local cloud; checks the targets; writes docs/benchmarks.md and docs/benchmarks.png
 # LENIENT=iam,quota (or all) turns strict checks of the local cloud off.
 bench:
-	$(GO) run ./bench $(if $(LENIENT),-lenient $(LENIENT))
+	$(WITH_PYTHON) $(GO) run ./bench $(if $(LENIENT),-lenient $(LENIENT))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs shellcheck for `make lint` when it is missing: Debian/Ubuntu through apt-get
-# (as root, or with sudo), macOS through Homebrew. Anything else gets a clear message.
+# (as root, or with sudo that needs no password: apt-install.sh), macOS through Homebrew.
+# Anything else gets the one command to run.
 set -euo pipefail
 
 if command -v shellcheck >/dev/null; then
@@ -8,17 +9,8 @@ if command -v shellcheck >/dev/null; then
 fi
 echo "shellcheck is missing: installing it"
 if command -v apt-get >/dev/null; then
-	sudo=""
-	if [ "$(id -u)" -ne 0 ]; then
-		if ! command -v sudo >/dev/null; then
-			echo "shellcheck is missing and this user cannot install it: run 'apt-get install shellcheck' as root" >&2
-			exit 1
-		fi
-		sudo="sudo"
-	fi
-	# A fresh machine's package lists may be stale or absent: refresh them once, then install.
-	$sudo apt-get install -y -qq shellcheck >/dev/null 2>&1 ||
-		{ $sudo apt-get update -qq && $sudo apt-get install -y -qq shellcheck; }
+	"$(dirname "$0")/apt-install.sh" shellcheck ||
+		{ echo "shellcheck is missing and this user cannot install it: run 'sudo apt-get install shellcheck'" >&2; exit 1; }
 elif command -v brew >/dev/null; then
 	brew install shellcheck
 else

@@ -48,7 +48,8 @@ type Options struct {
 	// StateFile, when set, is written once the cloud is up (see State) and removed
 	// by Down, so that StopFromState can stop the cloud from another process.
 	StateFile string
-	// Python has moto installed; empty means python3.
+	// Python has moto installed; empty means $AMIFLEET_PYTHON, the repository's
+	// .venv/, or python3 (pythonOr).
 	Python string
 	// GuestOSDelay: see GatewayOptions (default 2 s).
 	GuestOSDelay time.Duration

@@ -38,11 +38,22 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
+// pythonOr is p, or, where none is given, the Python with moto: $AMIFLEET_PYTHON (make
+// sets it from tools/python-env.sh), else the repository's .venv/ (which make builds
+// where python3 lacks moto), else python3.
 func pythonOr(p string) string {
-	if p == "" {
-		return "python3"
+	if p != "" {
+		return p
 	}
-	return p
+	if env := os.Getenv("AMIFLEET_PYTHON"); env != "" {
+		return env
+	}
+	if root, err := RepoRoot(); err == nil {
+		if venv := filepath.Join(root, ".venv", "bin", "python"); fileExists(venv) {
+			return venv
+		}
+	}
+	return "python3"
 }
 
 // cdkArch is the CDK app's arch context for a GOARCH.

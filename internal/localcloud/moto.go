@@ -25,8 +25,9 @@ import (
 // MotoVersion is the one moto version the launcher's workarounds are written for.
 const MotoVersion = "5.2.1"
 
-// motoInstallHint is what a user runs to get the supported moto.
-const motoInstallHint = `pip install "moto[server]==` + MotoVersion + `"`
+// motoInstallHint is what a user runs to get the supported moto: make builds .venv/,
+// which pythonOr finds, where the system Python refuses pip (PEP 668).
+const motoInstallHint = `run 'make check-tools', which installs moto into .venv/ where python3 lacks it, or pip install "moto[server]==` + MotoVersion + `"`
 
 // motoLauncher patches moto and serves it; see the file's docstring.
 //
@@ -49,7 +50,8 @@ type MotoOptions struct {
 	LambdaPort int
 	// LogWriter gets the server's output (its request log); nil discards it.
 	LogWriter io.Writer
-	// Python is the interpreter that has moto installed; empty means python3.
+	// Python is the interpreter that has moto installed; empty means pythonOr's choice:
+	// $AMIFLEET_PYTHON, the repository's .venv/, python3.
 	Python string
 }
 
@@ -67,10 +69,7 @@ type Moto struct {
 // StartMoto checks that the supported moto is installed, starts it through the
 // launcher, and returns once it answers. The caller must call Stop.
 func StartMoto(ctx context.Context, opts MotoOptions) (*Moto, error) {
-	python := opts.Python
-	if python == "" {
-		python = "python3"
-	}
+	python := pythonOr(opts.Python)
 	if err := CheckMoto(ctx, python); err != nil {
 		return nil, err
 	}
