@@ -150,4 +150,5 @@ func testCLI(t *testing.T) {
 		t.Errorf("teardown --wait exit %d", code)
 	}
 	nothingLeft(t, primary, runID)
+	testLogs(t, name)
 }

@@ -110,8 +110,14 @@ var (
 //     States.ALL or States.TaskFailed, which match them).
 //   - every Task and Parallel has a Catch for States.ALL; a Catch that does not go
 //     straight to a Fail state keeps the document and records the error at
-//     $.errors.<StateName>, except one that goes straight to a Succeed state: it
-//     names errors that mean success (no States.*) and discards them (ResultPath null).
+//     $.errors.<StateName>, except one that discards what it caught (ResultPath
+//     null): it names errors that mean success (no States.*), and goes on as
+//     success would (to a Succeed state, or to the state its Next goes to).
+//   - in a machine with a Cleanup state, every failure on the way (a Catch that
+//     records an error, a Pass that records one) goes to the KeepOnFailure?
+//     Choice, whose Default is Cleanup: no failure skips the choice, and none
+//     skips Cleanup unless the run keeps its resources. States on the failure path
+//     itself (those reachable from KeepOnFailure?) may go straight to Cleanup.
 //   - every loop passes through a Choice rule that leaves the loop when
 //     $.polls.<key>.attempts NumericGreaterThanEqualsPath $.config.poll.maxPolls.<key>,
 //     and through a Wait with SecondsPath: no loop is unbounded or busy.
@@ -260,6 +266,44 @@ func (c *checker) scope(where string, m machine) {
 	}
 
 	c.loops(where, m.States, edges)
+	c.failurePath(where, m.States, edges)
+}
+
+// KeepChoice is the Choice every failure of the Pipeline goes to, before Cleanup:
+// a run with config.keepOnFailure keeps its resources, any other is cleaned up.
+const KeepChoice = "KeepOnFailure?"
+
+// failurePath checks that, in a scope with a Cleanup state, every failure goes to
+// KeepChoice, and that KeepChoice defaults to Cleanup.
+func (c *checker) failurePath(where string, states map[string]*state, edges map[string][]string) {
+	if states[pipeline.Cleanup] == nil {
+		return
+	}
+	var onPath map[string]bool
+	if k := states[KeepChoice]; k != nil {
+		if k.Type != "Choice" || k.Default != pipeline.Cleanup {
+			c.add(where, KeepChoice, fmt.Sprintf("must be a Choice whose Default is %s (Type %q, Default %q)", pipeline.Cleanup, k.Type, k.Default))
+		}
+		onPath = walk([]string{KeepChoice}, edges)
+	}
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		s := states[name]
+		if s == nil || onPath[name] {
+			continue
+		}
+		for _, k := range s.Catch {
+			to := states[k.Next]
+			if to == nil || to.Type == "Fail" || to.Type == "Succeed" || string(k.ResultPath) == "null" {
+				continue
+			}
+			if k.Next != KeepChoice {
+				c.add(where, name, fmt.Sprintf("Catch %v goes to %q: a failure goes to %s (which goes on to %s, or keeps the resources)", k.ErrorEquals, k.Next, KeepChoice, pipeline.Cleanup))
+			}
+		}
+		if s.Type == "Pass" && strings.HasPrefix(string(s.ResultPath), `"$.errors.`) && states[s.Next] != nil && states[s.Next].Type != "Fail" && s.Next != KeepChoice {
+			c.add(where, name, fmt.Sprintf("records an error and goes to %q: a failure goes to %s (which goes on to %s, or keeps the resources)", s.Next, KeepChoice, pipeline.Cleanup))
+		}
+	}
 }
 
 // state checks the rules of one state.
@@ -334,6 +378,19 @@ func (c *checker) state(where, name string, s *state, states map[string]*state) 
 			}
 			if string(k.ResultPath) != "null" {
 				c.add(where, name, fmt.Sprintf("Catch %v to the Succeed state %q has ResultPath %s; want null (an error that means success is not recorded in $.errors)", k.ErrorEquals, k.Next, orAbsent(k.ResultPath)))
+			}
+			continue
+		}
+		if string(k.ResultPath) == "null" {
+			// An error that means success, on the way on: the same as a Succeed's,
+			// and it goes where the state's success goes.
+			for _, e := range k.ErrorEquals {
+				if strings.HasPrefix(e, "States.") {
+					c.add(where, name, fmt.Sprintf("Catch %v discards what it caught (ResultPath null): only an error that means success may, never %s", k.ErrorEquals, e))
+				}
+			}
+			if k.Next != s.Next {
+				c.add(where, name, fmt.Sprintf("Catch %v discards what it caught (ResultPath null) and goes to %q; want %q, where success goes", k.ErrorEquals, k.Next, s.Next))
 			}
 			continue
 		}

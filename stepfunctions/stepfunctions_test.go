@@ -197,15 +197,20 @@ func TestPipelineConventions(t *testing.T) {
 			}
 		case s.Type == "Task" || s.Type == "Parallel":
 			for _, k := range s.Catch {
-				if name == "ScheduleTeardown" && slices.Equal(k.ErrorEquals, []string{"StepFunctions.ExecutionAlreadyExistsException"}) {
+				if strings.HasPrefix(name, "Schedule") && slices.Equal(k.ErrorEquals, []string{"StepFunctions.ExecutionAlreadyExistsException"}) {
 					// Its own teardown exists: a retry after a start that did happen.
-					if k.Next != "Succeeded" {
-						t.Errorf("%s: Catch %v goes to %q; want Succeeded", name, k.ErrorEquals, k.Next)
+					if k.Next != s.Next {
+						t.Errorf("%s: Catch %v goes to %q; want %s, where success goes", name, k.ErrorEquals, k.Next, s.Next)
 					}
 					continue
 				}
-				if k.Next != "Cleanup" {
-					t.Errorf("%s: Catch %v goes to %q; want Cleanup", name, k.ErrorEquals, k.Next)
+				// A kept run whose Teardown cannot start is not kept: it is deleted now.
+				want := "KeepOnFailure?"
+				if name == "ScheduleKeptTeardown" {
+					want = "Cleanup"
+				}
+				if k.Next != want {
+					t.Errorf("%s: Catch %v goes to %q; want %s", name, k.ErrorEquals, k.Next, want)
 				}
 			}
 		}
@@ -214,9 +219,25 @@ func TestPipelineConventions(t *testing.T) {
 		}
 	}
 
-	failed := raw(t, Pipeline(), "Failed")
-	if failed["ErrorPath"] != "$.error.type" || failed["CausePath"] != "$.error.cause" {
-		t.Errorf("Failed reads %v, %v; want $.error.type, $.error.cause", failed["ErrorPath"], failed["CausePath"])
+	for _, name := range []string{"Failed", "KeptAfterFailure"} {
+		failed := raw(t, Pipeline(), name)
+		if failed["ErrorPath"] != "$.error.type" || failed["CausePath"] != "$.error.cause" {
+			t.Errorf("%s reads %v, %v; want $.error.type, $.error.cause", name, failed["ErrorPath"], failed["CausePath"])
+		}
+	}
+	// A kept run's time to live, when teardownAfterMinutes is not given, is the
+	// documented default.
+	if def := raw(t, Pipeline(), "KeptTeardownDefault"); def["Result"] != float64(pipeline.DefaultKeptTeardownMinutes) ||
+		def["ResultPath"] != "$.config.teardownAfterMinutes" {
+		t.Errorf("KeptTeardownDefault = %v; want Result %d at $.config.teardownAfterMinutes", def, pipeline.DefaultKeptTeardownMinutes)
+	}
+	// The kept run's Teardown is named as ScheduleTeardown's: one per execution.
+	sched, kept := raw(t, Pipeline(), "ScheduleTeardown"), raw(t, Pipeline(), "ScheduleKeptTeardown")
+	if a, b := sched["Parameters"].(map[string]any)["Name.$"], kept["Parameters"].(map[string]any)["Name.$"]; a != b || a == nil {
+		t.Errorf("ScheduleKeptTeardown names its Teardown %v; want %v, as ScheduleTeardown", b, a)
+	}
+	if a, b := kept["Parameters"].(map[string]any)["Name.$"], raw(t, Pipeline(), "KeepResources")["Parameters"].(map[string]any)["teardown.$"]; a != b {
+		t.Errorf("KeepResources records the Teardown as %v; want %v, the name ScheduleKeptTeardown gives it", b, a)
 	}
 
 	par := m.States["BuildImageAndLoadBalancer"]
@@ -264,8 +285,8 @@ func checkTimedOut(t *testing.T, name string, s *state, states map[string]*state
 	if pass.ResultPath != "$.errors."+name {
 		t.Errorf("%s ResultPath %q; want $.errors.%s", name, pass.ResultPath, name)
 	}
-	if to := states[s.Next]; to == nil || (s.Next != "Cleanup" && to.Type != "Fail") {
-		t.Errorf("%s goes to %q; want Cleanup, or the branch's Fail state", name, s.Next)
+	if to := states[s.Next]; to == nil || (s.Next != "KeepOnFailure?" && to.Type != "Fail") {
+		t.Errorf("%s goes to %q; want KeepOnFailure?, or the branch's Fail state", name, s.Next)
 	}
 }
 
@@ -366,7 +387,65 @@ func TestLintRejects(t *testing.T) {
 			mutate: func(s map[string]any) {
 				delete(st(s, "Verify")["Catch"].([]any)[0].(map[string]any), "ResultPath")
 			},
-			want: `state "Verify": Catch [States.ALL] to "Cleanup" has ResultPath absent`,
+			want: `state "Verify": Catch [States.ALL] to "KeepOnFailure?" has ResultPath absent`,
+		},
+		{
+			name: "catch that skips the keep-on-failure choice",
+			mutate: func(s map[string]any) {
+				st(s, "RegisterTargets")["Catch"].([]any)[0].(map[string]any)["Next"] = "Cleanup"
+			},
+			want: `state "RegisterTargets": Catch [States.ALL] goes to "Cleanup": a failure goes to KeepOnFailure?`,
+		},
+		{
+			name: "the Parallel's catch skips the keep-on-failure choice",
+			mutate: func(s map[string]any) {
+				st(s, "BuildImageAndLoadBalancer")["Catch"].([]any)[0].(map[string]any)["Next"] = "Cleanup"
+			},
+			want: `state "BuildImageAndLoadBalancer": Catch [States.ALL] goes to "Cleanup"`,
+		},
+		{
+			name:   "timed-out wait skips the keep-on-failure choice",
+			mutate: func(s map[string]any) { st(s, "TargetsHealthyTimedOut")["Next"] = "Cleanup" },
+			want:   `state "TargetsHealthyTimedOut": records an error and goes to "Cleanup": a failure goes to KeepOnFailure?`,
+		},
+		{
+			name: "no keep-on-failure choice at all",
+			mutate: func(s map[string]any) {
+				for _, name := range []string{"KeepOnFailure?", "KeptTeardownDefault", "ScheduleKeptTeardown", "KeepResources"} {
+					delete(s, name)
+				}
+				for _, v := range s {
+					state := v.(map[string]any)
+					for _, k := range asSlice(state["Catch"]) {
+						if k := k.(map[string]any); k["Next"] == "KeepOnFailure?" {
+							k["Next"] = "Cleanup"
+						}
+					}
+					if state["Next"] == "KeepOnFailure?" {
+						state["Next"] = "Cleanup"
+					}
+				}
+			},
+			want: `state "Verify": Catch [States.ALL] goes to "Cleanup": a failure goes to KeepOnFailure?`,
+		},
+		{
+			name:   "keep-on-failure choice that does not default to Cleanup",
+			mutate: func(s map[string]any) { st(s, "KeepOnFailure?")["Default"] = "KeptTeardownDefault" },
+			want:   `state "KeepOnFailure?": must be a Choice whose Default is Cleanup`,
+		},
+		{
+			name: "catch that discards States.ALL on the way on",
+			mutate: func(s map[string]any) {
+				st(s, "ScheduleKeptTeardown")["Catch"].([]any)[0].(map[string]any)["ErrorEquals"] = []any{"States.ALL"}
+			},
+			want: `state "ScheduleKeptTeardown": Catch [States.ALL] discards what it caught (ResultPath null): only an error that means success may, never States.ALL`,
+		},
+		{
+			name: "catch that discards an error and goes elsewhere than success",
+			mutate: func(s map[string]any) {
+				st(s, "ScheduleKeptTeardown")["Catch"].([]any)[0].(map[string]any)["Next"] = "Cleanup"
+			},
+			want: `state "ScheduleKeptTeardown": Catch [StepFunctions.ExecutionAlreadyExistsException] discards what it caught (ResultPath null) and goes to "Cleanup"; want "KeepResources"`,
 		},
 		{
 			name: "wait loop without its bound",
@@ -900,6 +979,50 @@ func TestMotoExecutions(t *testing.T) {
 				}
 				if n := r.count("LaunchReplicas"); n != 1 {
 					t.Errorf("LaunchReplicas called %d times; want 1 (StageError is never retried)", n)
+				}
+			},
+		},
+		{
+			// keepOnFailure: the failure is reported as the stage's, nothing is
+			// deleted, and Teardown is started with the default time to live.
+			run: motoRun{Name: "kept", Input: map[string]any{"keepOnFailure": true}, Scenario: fails("RegisterTargets", "StageError", -1)},
+			check: func(t *testing.T, r motoResult) {
+				wantFailed(t, r, "StageError", `RegisterTargets: injected StageError"} (resources kept, Teardown teardown-kept-ttl-`)
+				if !slices.Contains(r.States, "KeptAfterFailure") || !slices.Contains(r.States, "KeptTeardownDefault") {
+					t.Errorf("states %v; want KeptTeardownDefault and KeptAfterFailure", r.States)
+				}
+				if n := r.count("Cleanup"); n != 1 {
+					t.Errorf("Cleanup called %d times; want once (it records the failure, and deletes nothing)", n)
+				}
+				td := oneTeardown(t, r, "kept")
+				if td.Input["delaySeconds"] != float64(pipeline.DefaultKeptTeardownMinutes*60) {
+					t.Errorf("Teardown delaySeconds %v; want %d (the default for kept failures)", td.Input["delaySeconds"], pipeline.DefaultKeptTeardownMinutes*60)
+				}
+				if !strings.Contains(r.Cause, td.Name) {
+					t.Errorf("cause %q does not name the Teardown %s", r.Cause, td.Name)
+				}
+			},
+		},
+		{
+			run: motoRun{Name: "kept-ttl", Input: map[string]any{"keepOnFailure": true, "teardownAfterMinutes": 7},
+				Scenario: map[string]any{"readyAfter": map[string]any{"targetsHealthy": 99}}},
+			check: func(t *testing.T, r motoResult) {
+				wantFailed(t, r, pipeline.ErrWaitTimedOut, "TargetsHealthyTimedOut")
+				if slices.Contains(r.States, "KeptTeardownDefault") {
+					t.Errorf("states %v: the default time to live replaced teardownAfterMinutes", r.States)
+				}
+				if td := oneTeardown(t, r, "kept-ttl"); td.Input["delaySeconds"] != 420.0 {
+					t.Errorf("Teardown delaySeconds %v; want 420 (teardownAfterMinutes 7)", td.Input["delaySeconds"])
+				}
+			},
+		},
+		{
+			// keepOnFailure false: cleaned up as ever, no Teardown.
+			run: motoRun{Name: "not-kept", Input: map[string]any{"keepOnFailure": false}, Scenario: fails("Verify", "StageError", -1)},
+			check: func(t *testing.T, r motoResult) {
+				wantFailed(t, r, "StageError", "Verify: injected StageError")
+				if len(r.Teardowns) != 0 || !slices.Contains(r.States, "Failed") {
+					t.Errorf("teardowns %v, states %v; want none, and Failed", r.Teardowns, r.States)
 				}
 			},
 		},

@@ -13,8 +13,8 @@
 //
 // and then `amifleet run --stack Tools ...`. The construct reads the Lambdas' zips
 // from BuildDir, so build them first. A stack holds at most one AmiFleet: its
-// outputs (PipelineStateMachineArn, TeardownStateMachineArn, <Stage>FunctionName)
-// are added to the stack under those plain keys, which is how the CLI finds it, and
+// outputs (PipelineStateMachineArn, TeardownStateMachineArn, <Stage>FunctionName,
+// <Stage>LogGroupName) are added to the stack under those plain keys, which is how the CLI finds it, and
 // its state machines' log groups are named after the stack.
 //
 // The module github.com/amifleet/amifleet/cdk depends on github.com/amifleet/amifleet
@@ -57,7 +57,7 @@ const (
 )
 
 // Output keys that the construct adds to its stack, which the amifleet CLI reads
-// (and, per stage, <Stage>FunctionName).
+// (and, per stage, <Stage>FunctionName and <Stage>LogGroupName).
 const (
 	OutputPipelineARN = "PipelineStateMachineArn"
 	OutputTeardownARN = "TeardownStateMachineArn"
@@ -261,6 +261,11 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 		awscdk.NewCfnOutput(stack, jsii.String(f.Name+"FunctionName"), &awscdk.CfnOutputProps{
 			Value:       fn.FunctionName(),
 			Description: jsii.String("Lambda function of stage " + f.Name),
+		})
+		// `amifleet logs` reads the run's lines from these groups.
+		awscdk.NewCfnOutput(stack, jsii.String(f.Name+"LogGroupName"), &awscdk.CfnOutputProps{
+			Value:       logs.LogGroupName(),
+			Description: jsii.String("CloudWatch Logs group of stage " + f.Name),
 		})
 	}
 

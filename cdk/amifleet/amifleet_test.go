@@ -114,6 +114,11 @@ func TestInAUsersOwnStackWithNonDefaultProps(t *testing.T) {
 		if got := cfntest.Dig(outputs, f.Name+"FunctionName", "Value"); !reflect.DeepEqual(got, map[string]any{"Ref": id(fleet.Functions[f.Name])}) {
 			t.Errorf("output %sFunctionName = %v", f.Name, got)
 		}
+		// The function's own log group, the one its LoggingConfig names.
+		group := cfntest.Dig(cfntest.Props(doc, id(fleet.Functions[f.Name])), "LoggingConfig", "LogGroup")
+		if got := cfntest.Dig(outputs, f.Name+"LogGroupName", "Value"); group == nil || !reflect.DeepEqual(got, group) {
+			t.Errorf("output %sLogGroupName = %v, want the function's LoggingConfig.LogGroup %v", f.Name, got, group)
+		}
 	}
 	// The state machines log to groups named after the user's stack.
 	var names []string

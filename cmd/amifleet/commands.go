@@ -11,6 +11,7 @@ import (
 	"github.com/amifleet/amifleet/internal/cli"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/spf13/cobra"
 )
@@ -74,6 +75,8 @@ failed, 2 bad usage or input (nothing started), 3 timed out or aborted.`,
 	root.AddCommand(localCmd(g)) // the local cloud: local.go
 	root.AddCommand(versionCmd(g))
 	root.AddCommand(abortCmd(g))
+	root.AddCommand(logsCmd(g))
+	root.AddCommand(planCmd(g))
 	awsFailuresExit1(root)
 	return root
 }
@@ -131,7 +134,8 @@ func (g *globals) runner(ctx context.Context) (*cli.Runner, error) {
 		return nil, &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("no AWS region: set AWS_REGION, the profile's region, or --region")}
 	}
 	return &cli.Runner{
-		SFN: sfn.NewFromConfig(cfg),
+		SFN:            sfn.NewFromConfig(cfg),
+		CloudWatchLogs: cloudwatchlogs.NewFromConfig(cfg),
 		Machines: &cli.Machines{
 			PipelineARN: g.pipelineARN,
 			TeardownARN: g.teardownARN,
@@ -160,6 +164,7 @@ func runCmd(g *globals) *cobra.Command {
 		inputFile string
 		opts      cli.RunOptions
 		replicas  int
+		dryRun    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [--input FILE] [flags]",
@@ -169,7 +174,8 @@ exits 2 naming the field, and nothing is started), then starts the Pipeline.
 
 With --name, a second run with the same name starts nothing: it follows the
 first (so a CI retry cannot start a second fleet). With --wait it follows the
-execution to its end and prints the load balancer's URL.`,
+execution to its end and prints the load balancer's URL. With --dry-run it starts
+nothing and prints the plan and its cost instead (amifleet plan).`,
 		Example: `  amifleet run --input events/ci-input.json --replicas 3 --wait
   amifleet run --name "$GITHUB_REPOSITORY-$GITHUB_SHA-$GITHUB_RUN_ATTEMPT" --wait --output json`,
 		Args: cobra.NoArgs,
@@ -193,6 +199,9 @@ execution to its end and prints the load balancer's URL.`,
 			if err != nil {
 				return err
 			}
+			if dryRun {
+				return g.plan(cmd.Context(), plan) // plan.go
+			}
 			r, err := g.runner(cmd.Context())
 			if err != nil {
 				return err
@@ -206,6 +215,7 @@ execution to its end and prints the load balancer's URL.`,
 	f.StringVar(&opts.InstanceType, "instance-type", "", "instanceType of every instance")
 	f.StringVar(&opts.Name, "name", "", "execution name, and so the run id (default "+cli.ExecutionNameForm+"); characters outside A-Z a-z 0-9 - _ become -")
 	f.BoolVar(&opts.Wait, "wait", false, "follow the execution to its end")
+	f.BoolVar(&dryRun, "dry-run", false, "start nothing: print what the run would create and cost (amifleet plan)")
 	f.DurationVar(&opts.Timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3; the execution goes on)")
 	return cmd
 }

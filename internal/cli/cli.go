@@ -101,6 +101,8 @@ type Runner struct {
 	SFN SFN
 	// Machines finds the state machines' ARNs.
 	Machines *Machines
+	// CloudWatchLogs reads the functions' log groups (amifleet logs).
+	CloudWatchLogs CloudWatchLogs
 	// Stdout gets the command's result; Stderr gets notes and, with JSON output,
 	// the progress lines.
 	Stdout, Stderr io.Writer

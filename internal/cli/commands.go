@@ -211,6 +211,9 @@ func (r *Runner) followToEnd(ctx context.Context, arn string, timeout time.Durat
 	}
 	res := resultOf(desc)
 	res.AlreadyStarted = alreadyStarted
+	if err := r.addKept(ctx, arn, &res); err != nil {
+		return err
+	}
 	return r.report(res, desc.Status)
 }
 
@@ -317,6 +320,9 @@ func (r *Runner) resolve(ctx context.Context, execution string) (string, error) 
 func (r *Runner) Status(ctx context.Context, execution string) error {
 	desc, res, err := r.lookup(ctx, execution)
 	if err != nil {
+		return err
+	}
+	if err := r.addKept(ctx, aws.ToString(desc.ExecutionArn), &res); err != nil {
 		return err
 	}
 	if r.json() {

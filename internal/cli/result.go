@@ -32,6 +32,10 @@ type Result struct {
 	AlreadyStarted bool       `json:"alreadyStarted,omitempty"`
 	StartDate      *time.Time `json:"startDate,omitempty"`
 	StopDate       *time.Time `json:"stopDate,omitempty"`
+
+	// Kept is set when a failed run kept its resources (keepOnFailure): what they
+	// are, and the Teardown that deletes them.
+	Kept *Kept `json:"kept,omitempty"`
 }
 
 // resultOf reads an execution's description into a Result.
@@ -117,6 +121,9 @@ func (r *Runner) summary(w io.Writer, res Result) {
 	}
 	if res.Error != "" || res.Cause != "" {
 		row("cause", describeFailure(res.Error, res.Cause))
+	}
+	for _, kv := range r.keptRows(res) {
+		fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 	}
 	if res.Resources != nil && res.Resources.LoadBalancer != nil {
 		row("dns name", res.Resources.LoadBalancer.DNSName)

@@ -9,7 +9,9 @@
 //   - gateway.go: the one endpoint in front of moto: identify.go names each request,
 //     proxy.go forwards it to moto, invoke.go answers Lambda Invoke by running the
 //     deployed function's real bootstrap (runtime.go, sandbox.go, runtimeapi.go: a
-//     minimal Lambda Runtime API) from its deployment package (packages.go).
+//     minimal Lambda Runtime API) from its deployment package (packages.go); logs.go
+//     sends each process's output to the function's CloudWatch log group in moto, as
+//     Lambda does, so that `amifleet logs` reads it here as on AWS.
 //   - guestos.go: the guest OS stand-in (a base instance powers itself off).
 //   - faults.go: fault injection and call counts, from Go or over HTTP.
 //   - strict.go: the strict cloud, which refuses what AWS refuses where moto does not.

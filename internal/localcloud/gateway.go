@@ -113,6 +113,7 @@ type Gateway struct {
 	instances instancePlane
 	lbs       lbPlane
 	elb       *elb.Client
+	logs      *logShipper // function output to CloudWatch Logs (logs.go)
 	strict    strictState // what the strict checks remember (strict_ec2.go)
 	iam       iamState    // the IAM check's evaluator, policies and record (iam.go)
 }
@@ -169,6 +170,7 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	g.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	g.ec2 = ec2.NewFromConfig(cfg)
 	g.elb = elb.NewFromConfig(cfg)
+	g.logs = newLogShipper(up.String(), opts.Region, g.log)
 	g.proxy = g.newProxy(up)
 	g.guest.delay = opts.GuestOSDelay
 	if g.imds, err = startIMDS(); err != nil {
@@ -218,6 +220,7 @@ func (g *Gateway) Close() error {
 	for _, f := range fns {
 		f.rt.Close()
 	}
+	g.logs.wait() // the processes' last lines
 	g.closeLoadBalancers()
 	g.iam.close()
 	g.bg.Wait()

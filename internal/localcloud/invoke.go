@@ -158,12 +158,17 @@ func (g *Gateway) function(ctx context.Context, region, name string) (*deployedF
 	if conf.Timeout != nil && *conf.Timeout > 0 {
 		timeout = time.Duration(*conf.Timeout) * time.Second
 	}
+	group := g.logs.logGroupOf(ctx, region, conf)
+	env["AWS_LAMBDA_LOG_GROUP_NAME"] = group
 	rt := NewRuntime(FunctionConfig{
-		Name:    aws.ToString(conf.FunctionName),
-		ARN:     aws.ToString(conf.FunctionArn),
-		CodeDir: dir,
-		Timeout: timeout,
-		Env:     env,
+		Name:     aws.ToString(conf.FunctionName),
+		ARN:      aws.ToString(conf.FunctionArn),
+		CodeDir:  dir,
+		Timeout:  timeout,
+		Env:      env,
+		LogGroup: group,
+		Region:   region,
+		logs:     g.logs,
 	}, g.opts.MaxProcsPerFunction, g.logw)
 
 	g.mu.Lock()
@@ -178,7 +183,7 @@ func (g *Gateway) function(ctx context.Context, region, name string) (*deployedF
 	}
 	f = &deployedFunction{sha: sha, env: fingerprint, rt: rt}
 	g.functions[key] = f
-	g.log.Info("function loaded", "function", key, "codeSha256", sha, "timeout", timeout.String())
+	g.log.Info("function loaded", "function", key, "codeSha256", sha, "timeout", timeout.String(), "logGroup", group)
 	return f, nil
 }
 

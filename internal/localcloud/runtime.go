@@ -60,6 +60,13 @@ type FunctionConfig struct {
 	// (AWS_LAMBDA_RUNTIME_API, LAMBDA_TASK_ROOT, PATH, TZ): the function's variables
 	// plus region, credentials, endpoint and the AWS_LAMBDA_* names.
 	Env map[string]string
+	// LogGroup is the CloudWatch Logs group that each process's output goes to, in a
+	// log stream of its own (logs.go), when logs is set.
+	LogGroup string
+	// Region is the log group's region.
+	Region string
+	// logs sends the output to CloudWatch Logs; nil sends it nowhere but logw.
+	logs *logShipper
 }
 
 // InvokeResult is a Lambda Invoke answer.

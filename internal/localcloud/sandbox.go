@@ -61,6 +61,10 @@ func startSandbox(cfg FunctionConfig, logw io.Writer) (*sandbox, error) {
 	cmd.Dir = cfg.CodeDir
 	cmd.Env = sandboxEnv(cfg, ln.Addr().String())
 	out := &linePrefixWriter{w: logw, prefix: "[" + cfg.Name + "] "}
+	if cfg.logs != nil {
+		out.stream = cfg.logs.openStream(cfg.Region, cfg.LogGroup)
+		cmd.Env = append(cmd.Env, "AWS_LAMBDA_LOG_STREAM_NAME="+out.stream.name)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group so that a kill also ends anything the bootstrap started;
 	// Pdeathsig so that nothing outlives a gateway that dies without Close.
@@ -69,6 +73,7 @@ func startSandbox(cfg FunctionConfig, logw io.Writer) (*sandbox, error) {
 		// As Lambda does for a package without a runnable bootstrap, this is the
 		// function's error, answered by the first invocation.
 		sb.exitErr = fmt.Errorf("%s: %w", ErrTypeInvalidEntry, err)
+		out.stream.close()
 		close(sb.exited)
 		return sb, nil
 	}
@@ -76,6 +81,7 @@ func startSandbox(cfg FunctionConfig, logw io.Writer) (*sandbox, error) {
 	go func() {
 		err := cmd.Wait()
 		out.flush()
+		out.stream.close()
 		sb.exitErr = err
 		close(sb.exited)
 	}()
@@ -195,9 +201,11 @@ func errorResult(errorType, message string) InvokeResult {
 }
 
 // linePrefixWriter writes whole lines to w, each with prefix; many processes share w.
+// With a stream, each line goes to CloudWatch Logs too, as written.
 type linePrefixWriter struct {
 	w      io.Writer
 	prefix string
+	stream *logStream
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -229,6 +237,7 @@ func (l *linePrefixWriter) flush() {
 }
 
 func (l *linePrefixWriter) emit(line []byte) {
+	l.stream.add(line, time.Now())
 	logWriteMu.Lock()
 	defer logWriteMu.Unlock()
 	_, _ = io.WriteString(l.w, l.prefix)

@@ -42,6 +42,14 @@ type Config struct {
 	Verify VerifyConfig `json:"verify"`
 	// TeardownAfterMinutes, when set, deletes the fleet that long after it is up.
 	TeardownAfterMinutes int `json:"teardownAfterMinutes,omitempty"`
+	// MaxHourlyCost, when set, is the most the fleet may cost per hour while it
+	// lives, in USD: Validate refuses a run whose estimate (Document.Estimate) is
+	// higher, or that it cannot price.
+	MaxHourlyCost *float64 `json:"maxHourlyCost,omitempty"`
+	// KeepOnFailure skips Cleanup when the run fails: its resources stay, tagged,
+	// for debugging, and Teardown deletes them TeardownAfterMinutes later (when
+	// unset, DefaultKeptTeardownMinutes).
+	KeepOnFailure bool `json:"keepOnFailure,omitempty"`
 }
 
 // PollConfig sets every Wait + check + Choice loop.

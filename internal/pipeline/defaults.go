@@ -17,6 +17,12 @@ const (
 	DefaultPollIntervalSeconds = 15
 	DefaultVerifyRequests      = 12
 	DefaultVerifyTimeout       = 5
+
+	// DefaultKeptTeardownMinutes is how long the resources of a failed run with
+	// keepOnFailure stay when teardownAfterMinutes is not given: long enough to
+	// look at them, short enough that a forgotten run costs little. The Pipeline's
+	// KeptTeardownDefault state writes the same number.
+	DefaultKeptTeardownMinutes = 180
 )
 
 // DefaultConfig is the configuration of a run whose input is empty. Every call

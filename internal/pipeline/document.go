@@ -12,6 +12,8 @@ package pipeline
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/amifleet/amifleet/internal/pricing"
 )
 
 // Document is the one JSON document that flows through the Pipeline state machine.
@@ -28,6 +30,9 @@ type Document struct {
 	TokenSeed string `json:"tokenSeed,omitempty"`
 	// Placement is where the run's instances may go, as Validate found it.
 	Placement *Placement `json:"placement,omitempty"`
+	// Estimate is what the run costs, as Validate priced it from the dated table of
+	// internal/pricing: per hour while the fleet lives, and for one run until Verify.
+	Estimate *pricing.Estimate `json:"estimate,omitempty"`
 	// Resources is what the run has created so far.
 	Resources Resources `json:"resources"`
 	// Polls holds the latest answer of each check Lambda (Task ResultPath $.polls.<key>).
@@ -39,6 +44,22 @@ type Document struct {
 	// Error is the run's failure, normalised by Cleanup from Errors, and read by the
 	// final Fail state (ErrorPath $.error.type, CausePath $.error.cause).
 	Error *Failure `json:"error,omitempty"`
+	// Kept is set on a failed run's way to Cleanup when config.keepOnFailure holds:
+	// Cleanup then records the failure and what exists, and deletes nothing.
+	Kept *Kept `json:"kept,omitempty"`
+}
+
+// Kept is a failed run whose resources were kept for debugging: the Teardown
+// execution that deletes them later, and (filled in by Cleanup) what is there.
+type Kept struct {
+	// Teardown is the name of the Teardown execution the Pipeline started.
+	Teardown string `json:"teardown"`
+	// TeardownAfterMinutes is that execution's delay.
+	TeardownAfterMinutes int `json:"teardownAfterMinutes"`
+	// TeardownAt is about when it deletes them (Cleanup's clock plus the delay).
+	TeardownAt *time.Time `json:"teardownAt,omitempty"`
+	// Resources lists what carries the run's tag, one "kind id" a line.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // Placement is what Validate learnt of config.instanceType in this region: the

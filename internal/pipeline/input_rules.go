@@ -62,6 +62,10 @@ const (
 	// a fleet running and billing for months. A fleet meant to stay longer is left
 	// without a time to live and torn down by hand.
 	MaxTeardownAfterMinutes = 7 * 24 * 60
+	// MaxHourlyCostCeiling (USD per hour) bounds maxHourlyCost: a larger limit is
+	// no limit for a fleet of at most MaxReplicasCeiling instances, and more likely
+	// a value in the wrong unit (per month for per hour).
+	MaxHourlyCostCeiling = 10000
 )
 
 var (
@@ -138,6 +142,7 @@ func (c Config) Validate() error {
 		c.validatePoll,
 		c.validateVerify,
 		c.validateTeardown,
+		c.validateMaxHourlyCost,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -362,6 +367,13 @@ func (c Config) validateVerify() error {
 func (c Config) validateTeardown() error {
 	if t := c.TeardownAfterMinutes; t < 0 || t > MaxTeardownAfterMinutes {
 		return bad("teardownAfterMinutes", "must be 0 (keep the fleet) to %d (7 days), got %d", MaxTeardownAfterMinutes, t)
+	}
+	return nil
+}
+
+func (c Config) validateMaxHourlyCost() error {
+	if m := c.MaxHourlyCost; m != nil && (!(*m > 0) || *m > MaxHourlyCostCeiling) {
+		return bad("maxHourlyCost", "must be more than 0 and at most %g (USD per hour), got %g; leave it out for no limit", float64(MaxHourlyCostCeiling), *m)
 	}
 	return nil
 }

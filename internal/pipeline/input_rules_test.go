@@ -84,6 +84,7 @@ var ruleInputs = []badInput{
 	{"skip reason without skip", `{"verify": {"skipReason": "no data plane"}}`, "verify.skipReason", "verify.skip is not"},
 	{"teardown negative", `{"teardownAfterMinutes": -1}`, "teardownAfterMinutes", "0 (keep the fleet) to 10080"},
 	{"teardown over a week", `{"teardownAfterMinutes": 10081}`, "teardownAfterMinutes", "7 days"},
+	{"keep on failure as a string", `{"keepOnFailure": "true"}`, "keepOnFailure", "want true or false"},
 }
 
 func manyTags(n int) string {
@@ -212,6 +213,7 @@ func TestParseConfigAcceptsGoodInput(t *testing.T) {
 		}},
 		{"a page of my own", `{"pageTemplate": "<p>served by <b>{hostname}</b></p>"}`, func(c *pipeline.Config) { c.PageTemplate = "<p>served by <b>{hostname}</b></p>" }},
 		{"time to live of a week", `{"teardownAfterMinutes": 10080}`, func(c *pipeline.Config) { c.TeardownAfterMinutes = 10080 }},
+		{"keep on failure", `{"keepOnFailure": true}`, func(c *pipeline.Config) { c.KeepOnFailure = true }},
 		{"another image parameter", `{"imageParameter": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64", "instanceType": "t4g.micro"}`, func(c *pipeline.Config) {
 			c.ImageParameter, c.InstanceType = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64", "t4g.micro"
 		}},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -98,6 +99,14 @@ func checkShape(path string, v any, t reflect.Type) error {
 				return &BadInputError{Field: path, Message: fmt.Sprintf("%s is out of range", n)}
 			}
 			return &BadInputError{Field: path, Message: fmt.Sprintf("want a whole number, got %s", n)}
+		}
+	case reflect.Float64:
+		n, ok := v.(json.Number)
+		if !ok {
+			return wrongType(path, t, v)
+		}
+		if f, err := strconv.ParseFloat(string(n), 64); err != nil || math.IsInf(f, 0) {
+			return &BadInputError{Field: path, Message: fmt.Sprintf("%s is out of range", n)}
 		}
 	case reflect.Slice:
 		items, ok := v.([]any)
@@ -326,7 +335,7 @@ func wrongType(path string, t reflect.Type, v any) error {
 		want = "a string"
 	case reflect.Bool:
 		want = "true or false"
-	case reflect.Int:
+	case reflect.Int, reflect.Float64:
 		want = "a number"
 	case reflect.Slice:
 		want = "an array"

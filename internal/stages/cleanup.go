@@ -32,7 +32,9 @@ const (
 // its snapshots; the base instance; and, once nothing that uses them remains, the
 // security groups. It never waits: the state machine calls it in a Wait loop until
 // polls.cleanup.ready. It also turns the errors that the Catch rules recorded
-// (doc.errors) into doc.error, which the final Fail state reports.
+// (doc.errors) into doc.error, which the final Fail state reports. A failed run
+// marked kept (doc.kept, for config.keepOnFailure) is only recorded and listed,
+// never deleted: see keep.
 //
 // It runs both at the end of a failed Pipeline and alone in Teardown, whose input
 // is only {runId}: a document without config gets the defaults, so that the
@@ -45,6 +47,9 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	}
 	if doc.Config.Poll.IntervalSeconds == 0 {
 		doc.Config = pipeline.DefaultConfig()
+	}
+	if doc.Kept != nil {
+		return s.keep(ctx, doc)
 	}
 	if doc.Error == nil && len(doc.Errors) > 0 {
 		doc.Error = normaliseErrors(doc.Errors)
@@ -232,13 +237,23 @@ func firstCaught(errs map[string]pipeline.CaughtError) (string, pipeline.CaughtE
 		names = append(names, name)
 	}
 	sort.Slice(names, func(i, j int) bool {
-		if (names[i] == pipeline.Cleanup) != (names[j] == pipeline.Cleanup) {
-			return names[j] == pipeline.Cleanup
+		if last(names[i]) != last(names[j]) {
+			return last(names[j])
 		}
 		return names[i] < names[j]
 	})
 	return names[0], errs[names[0]]
 }
+
+// last reports whether a state's error comes after the stage's own: Cleanup's,
+// and that of the start of a kept run's Teardown.
+func last(state string) bool {
+	return state == pipeline.Cleanup || state == scheduleKeptTeardown
+}
+
+// scheduleKeptTeardown is the Pipeline state that starts the Teardown of a failed
+// run whose resources are kept.
+const scheduleKeptTeardown = "ScheduleKeptTeardown"
 
 // causeMessage is the message in a Catch's cause: a Lambda error's cause is JSON
 // {"errorType","errorMessage",...}; a Pass state's or the service's is plain text.

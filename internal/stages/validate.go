@@ -18,7 +18,9 @@ import (
 // one VPC and span two availability zones (an ALB needs two); that the image exists
 // and is available; that the instance type exists and is offered in at least one of
 // those zones (doc.placement records which); and, where the quota can be read, that
-// the fleet's vCPUs fit in the account's quota beside what already runs. It makes
+// the fleet's vCPUs fit in the account's quota beside what already runs. It prices
+// the run from the dated table of internal/pricing (doc.estimate) and refuses it
+// when config.maxHourlyCost is set and the estimate is higher, or unknown. It makes
 // read-only calls only, so a run is refused (BadInputError, CapacityError) before
 // anything is created. It has no undo: it creates nothing.
 func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipeline.Document, error) {
@@ -39,8 +41,9 @@ func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipel
 	if err != nil {
 		return pipeline.Document{}, err
 	}
+	var rootGiB int32
 	if cfg.ImageID != "" {
-		if err := s.validateImage(ctx, cfg.ImageID); err != nil {
+		if rootGiB, err = s.validateImage(ctx, cfg.ImageID); err != nil {
 			return pipeline.Document{}, err
 		}
 	}
@@ -52,35 +55,40 @@ func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipel
 	if err != nil {
 		return pipeline.Document{}, err
 	}
+	estimate := fleetToPrice(s.Region, cfg, subnets, zones, rootGiB).Estimate()
+	if err := checkMaxHourlyCost(cfg, estimate); err != nil {
+		return pipeline.Document{}, err
+	}
 	if err := s.checkVCPUQuota(ctx, cfg, vcpus); err != nil {
 		return pipeline.Document{}, err
 	}
 	Log(ctx).Info("input valid", "runId", runID, "instanceType", cfg.InstanceType, "zones", zones,
-		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase())
+		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase(), "estimatePerHour", estimate.PerHour)
 	return pipeline.Document{RunID: runID, Config: cfg, TokenSeed: tokenSeed(in.ExecutionID, in.StartTime),
-		Placement: &pipeline.Placement{Zones: zones, VCPUs: vcpus}, Resources: pipeline.Resources{}}, nil
+		Placement: &pipeline.Placement{Zones: zones, VCPUs: vcpus}, Estimate: &estimate, Resources: pipeline.Resources{}}, nil
 }
 
-// validateImage checks that the input's AMI exists here and can be launched.
-func (s *Stages) validateImage(ctx context.Context, id string) error {
+// validateImage checks that the input's AMI exists here and can be launched, and
+// returns the size of its root volume (0 when it does not say), for the estimate.
+func (s *Stages) validateImage(ctx context.Context, id string) (int32, error) {
 	out, err := s.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
 	if err != nil {
 		// InvalidAMIID.NotFound is retryable elsewhere (right after CreateImage);
 		// for an image the user named, it is bad input.
 		if strings.HasPrefix(ErrorCode(err), "InvalidAMIID.") {
-			return &pipeline.BadInputError{Field: "imageId", Message: "EC2 refused it: " + awsMessage(err)}
+			return 0, &pipeline.BadInputError{Field: "imageId", Message: "EC2 refused it: " + awsMessage(err)}
 		}
-		return fmt.Errorf("describe image %s: %w", id, err)
+		return 0, fmt.Errorf("describe image %s: %w", id, err)
 	}
 	for _, im := range out.Images {
 		if aws.ToString(im.ImageId) != id {
 			continue
 		}
 		if state := string(im.State); state != "available" {
-			return &pipeline.BadInputError{Field: "imageId", Message: fmt.Sprintf("%s is %s, not available", id, state)}
+			return 0, &pipeline.BadInputError{Field: "imageId", Message: fmt.Sprintf("%s is %s, not available", id, state)}
 		}
-		return nil
+		return rootVolumeOf(im).SizeGiB, nil
 	}
 	// A deregistered image, or one this account may not launch, is not listed.
-	return &pipeline.BadInputError{Field: "imageId", Message: fmt.Sprintf("no image %s that this account can launch in this region", id)}
+	return 0, &pipeline.BadInputError{Field: "imageId", Message: fmt.Sprintf("no image %s that this account can launch in this region", id)}
 }

@@ -437,7 +437,8 @@ func TestValidateGoodInput(t *testing.T) {
 		}
 		want := pipeline.Document{RunID: doc.RunID, Config: pipeline.DefaultConfig(),
 			TokenSeed: tokenSeed(fakeExecutionARN("Demo_Run_1"), fakeStartTime),
-			Placement: &pipeline.Placement{Zones: []string{"us-east-1a", "us-east-1b"}, VCPUs: 1}}
+			Placement: &pipeline.Placement{Zones: []string{"us-east-1a", "us-east-1b"}, VCPUs: 1},
+			Estimate:  doc.Estimate} // cost_test.go checks the estimate
 		if !reflect.DeepEqual(doc, want) {
 			t.Errorf("Validate = %+v\nwant %+v", doc, want)
 		}

@@ -215,6 +215,11 @@ class Fakes:
             stage, caught = sorted(errors.items())[0]
             d["error"] = {"stage": stage, "type": caught["Error"], "message": caught["Cause"],
                           "cause": "%s failed: %s: %s" % (stage, caught["Error"], caught["Cause"])}
+        if d.get("kept"):
+            # A kept run: the failure is recorded, nothing is deleted.
+            d["error"]["cause"] += " (resources kept, Teardown %s)" % d["kept"]["teardown"]
+            d.setdefault("polls", {})["cleanupDone"] = {"ready": True, "state": "kept", "attempts": 1}
+            return d
         return self.poll(d, "cleanupDone", "deleted")
 
 
