@@ -740,4 +740,9 @@ func TestFleets(t *testing.T) {
 		t.Parallel()
 		testCLI(t)
 	})
+
+	t.Run("KeepOnFailure", func(t *testing.T) {
+		t.Parallel()
+		testKeepOnFailure(t)
+	})
 }

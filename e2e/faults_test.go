@@ -151,16 +151,29 @@ func TestFaults(t *testing.T) {
 			{state: "CheckTargetsHealthy", crash: "CheckTargetsHealthy"},
 			{state: "Verify", crash: "Verify"},
 		}
+		// Validate's fault (DescribeImages of the default image) would hit the others'
+		// LaunchBase: it runs first, alone. The others' faults match their run's id,
+		// so they fail side by side.
 		for _, tc := range cases {
 			t.Run(tc.state, func(t *testing.T) {
-				clearFaults(t)
+				name := "e2e-fail-" + strings.ToLower(tc.state)
+				if tc.state == pipeline.Validate {
+					clearFaults(t)
+				} else {
+					t.Parallel()
+				}
+				runID, _ := pipeline.RunIDFromExecutionName(name)
 				if tc.api != nil {
-					lc.Gateway.AddFault(*tc.api) // Count 0: every call fails
+					f := *tc.api // Count 0: every call fails
+					if tc.state != pipeline.Validate {
+						f.Match = runID
+					}
+					lc.Gateway.AddFault(f)
 				}
 				if tc.crash != "" {
-					lc.Gateway.CrashFunction(functionName(t, primary, tc.crash), 100)
+					lc.Gateway.AddCrash(localcloud.CrashFault{Function: functionName(t, primary, tc.crash), Times: 100, Match: runID})
 				}
-				e := start(t, primary, "e2e-fail-"+strings.ToLower(tc.state), localInput(t, tc.input))
+				e := start(t, primary, name, localInput(t, tc.input))
 				e.wait(t)
 				if e.desc.Status != sfntypes.ExecutionStatusFailed {
 					t.Fatalf("%s, want FAILED", e.desc.Status)
@@ -187,6 +200,7 @@ func TestFaults(t *testing.T) {
 			})
 		}
 	})
+	lc.Gateway.ClearFaults()
 }
 
 // defaultImage is the AMI the default image parameter names in region.

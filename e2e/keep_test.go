@@ -18,16 +18,16 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
 
-// A run with keepOnFailure that fails late keeps everything it made, tagged, and
-// starts its Teardown with the default time to live; `amifleet status` lists the
-// kept resources and when they go; a Teardown by run id then deletes them. The
-// fault is global (every RegisterTargets call fails): top-level tests run one at a
-// time, and the fault is cleared when this one ends.
-func TestKeepOnFailure(t *testing.T) {
-	clearFaults(t)
-	lc.Gateway.AddFault(localcloud.APIFault{Action: "elasticloadbalancing:RegisterTargets", Code: "AccessDenied"})
-	e := start(t, primary, "e2e-kept", localInput(t, map[string]any{"keepOnFailure": true})).wait(t)
-	lc.Gateway.ClearFaults()
+// testKeepOnFailure: a run with keepOnFailure that fails late keeps everything it
+// made, tagged, and starts its Teardown with the default time to live; `amifleet
+// status` lists the kept resources and when they go; a Teardown by run id then
+// deletes them. The fault matches the run's id, so it hits this run only and the
+// test runs beside the others.
+func testKeepOnFailure(t *testing.T) {
+	const name = "e2e-kept"
+	runID, _ := pipeline.RunIDFromExecutionName(name)
+	lc.Gateway.AddFault(localcloud.APIFault{Action: "elasticloadbalancing:RegisterTargets", Code: "AccessDenied", Match: runID})
+	e := start(t, primary, name, localInput(t, map[string]any{"keepOnFailure": true})).wait(t)
 
 	// The stage's own error, and a cause that says what was kept.
 	cause := aws.ToString(e.desc.Cause)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
@@ -38,6 +39,10 @@ type APIFault struct {
 	// Count is how many matching calls fail before calls pass again; 0 or less means
 	// every matching call fails until the faults are cleared.
 	Count int `json:"count"`
+	// Match, when set, limits the fault to the query-protocol calls (EC2, ELBv2) one
+	// of whose parameters contains it: a run id is in every name, tag and ARN of its
+	// run, so faults that match it hit that run only, and runs can fail side by side.
+	Match string `json:"match,omitempty"`
 }
 
 // CrashFault makes the next Times invocations of the functions whose name matches
@@ -50,6 +55,10 @@ type CrashFault struct {
 	// invoked but once moto has answered that call of it: what it created exists, and
 	// the invocation ends in a Runtime.ExitError before it can say so.
 	AfterCall string `json:"afterCall,omitempty"`
+	// Match, when set, limits the crash to the invocations whose payload contains it
+	// (a run id: the document carries it), or, with AfterCall, to the calls one of
+	// whose parameters does (see APIFault.Match).
+	Match string `json:"match,omitempty"`
 }
 
 // faultState holds the faults and the counts; the zero value is ready.
@@ -74,12 +83,12 @@ func (f *faultState) count(key string) {
 	f.counts[key]++
 }
 
-// takeAPIFault returns the first fault matching key that still applies, using it up.
-func (f *faultState) takeAPIFault(key string) *APIFault {
+// takeAPIFault returns the first fault matching call that still applies, using it up.
+func (f *faultState) takeAPIFault(call apiCall) *APIFault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range f.api {
-		if ok, _ := path.Match(a.Action, key); !ok {
+		if ok, _ := path.Match(a.Action, call.key()); !ok || !formCarries(call.Form, a.Match) {
 			continue
 		}
 		if a.Count > 0 && a.used >= a.Count {
@@ -92,21 +101,44 @@ func (f *faultState) takeAPIFault(key string) *APIFault {
 	return nil
 }
 
-func (f *faultState) takeCrash(function string) bool {
-	return f.takeCrashAfter(function, "")
+// takeCrash takes a crash of function due at an invocation with payload.
+func (f *faultState) takeCrash(function string, payload []byte) bool {
+	return f.take(function, "", func(match string) bool { return bytes.Contains(payload, []byte(match)) })
 }
 
-// takeCrashAfter takes a crash of function due after call ("" at invocation).
-func (f *faultState) takeCrashAfter(function, call string) bool {
+// takeCrashAfter takes a crash of function due after call.
+func (f *faultState) takeCrashAfter(function string, call apiCall) bool {
+	return f.take(function, call.key(), func(match string) bool { return formCarries(call.Form, match) })
+}
+
+// take takes a crash of function due after call ("" at invocation) whose Match, if
+// any, carries says holds.
+func (f *faultState) take(function, call string, carries func(match string) bool) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.crashes {
-		if c.Times <= 0 || c.AfterCall != call {
+		if c.Times <= 0 || c.AfterCall != call || (c.Match != "" && !carries(c.Match)) {
 			continue
 		}
 		if ok, _ := path.Match(c.Function, function); ok || c.Function == function {
 			c.Times--
 			return true
+		}
+	}
+	return false
+}
+
+// formCarries reports whether one of a query-protocol call's parameters contains
+// match; an empty match is carried by every call.
+func formCarries(form url.Values, match string) bool {
+	if match == "" {
+		return true
+	}
+	for _, values := range form {
+		for _, v := range values {
+			if strings.Contains(v, match) {
+				return true
+			}
 		}
 	}
 	return false
@@ -136,18 +168,21 @@ func (g *Gateway) AddFault(fault APIFault) {
 // CrashFunction makes the next times invocations of the function named name (or
 // matching it as a shell-style pattern) crash mid-invoke.
 func (g *Gateway) CrashFunction(name string, times int) {
+	g.AddCrash(CrashFault{Function: name, Times: times})
+}
+
+// AddCrash adds a crash (see CrashFault).
+func (g *Gateway) AddCrash(crash CrashFault) {
 	g.faults.mu.Lock()
 	defer g.faults.mu.Unlock()
-	g.faults.crashes = append(g.faults.crashes, &CrashFault{Function: name, Times: times})
+	g.faults.crashes = append(g.faults.crashes, &crash)
 }
 
 // CrashFunctionAfter makes the function named name (or matching it) crash, times
 // times, right after moto has answered its call ("ec2:RunInstances"); see
 // CrashFault.AfterCall. Functions are known by their own credentials.
 func (g *Gateway) CrashFunctionAfter(name, call string, times int) {
-	g.faults.mu.Lock()
-	defer g.faults.mu.Unlock()
-	g.faults.crashes = append(g.faults.crashes, &CrashFault{Function: name, Times: times, AfterCall: call})
+	g.AddCrash(CrashFault{Function: name, Times: times, AfterCall: call})
 }
 
 // ClearFaults removes every API fault, crash and guest OS failure still pending.
@@ -295,7 +330,7 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "function and times > 0 are required", http.StatusBadRequest)
 			return
 		}
-		g.CrashFunction(c.Function, c.Times)
+		g.AddCrash(c)
 		w.WriteHeader(http.StatusNoContent)
 	case "POST guestos":
 		var f guestOSFault

@@ -259,7 +259,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.Strictness().IAM && g.iamRefuses(w, r, call) {
 		return
 	}
-	if f := g.faults.takeAPIFault(call.key()); f != nil {
+	if f := g.faults.takeAPIFault(call); f != nil {
 		g.log.Info("fault injected", "call", call.key(), "code", f.Code)
 		writeAPIError(w, call, f.Code, f.Message, f.Status)
 		return
@@ -292,7 +292,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 // invocation, when a CrashFault says to (CrashFunctionAfter).
 func (g *Gateway) crashAfter(call apiCall) {
 	id, ok := g.iam.identity(call.AccessKey)
-	if !ok || !g.faults.takeCrashAfter(id.Function, call.key()) {
+	if !ok || !g.faults.takeCrashAfter(id.Function, call) {
 		return
 	}
 	g.mu.Lock()

@@ -258,6 +258,18 @@ func TestGatewayInvoke(t *testing.T) {
 		})
 	}
 
+	// A crash with Match takes only an invocation whose payload carries it.
+	t.Run("crash matching the payload", func(t *testing.T) {
+		lc.gw.AddCrash(CrashFault{Function: "echo", Times: 1, Match: "run-a1"})
+		defer lc.gw.ClearFaults()
+		if out, _ := invoke(t, "echo", `{"mode":"ok","runId":"run-b2"}`); out.FunctionError != nil {
+			t.Errorf("another payload crashed: %s", aws.ToString(out.FunctionError))
+		}
+		if out, body := invoke(t, "echo", `{"mode":"ok","runId":"run-a1"}`); body["errorType"] != ErrTypeExit {
+			t.Errorf("the matching payload: %s %v, want %s", aws.ToString(out.FunctionError), body, ErrTypeExit)
+		}
+	})
+
 	t.Run("unknown function", func(t *testing.T) {
 		_, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("nope")})
 		var nf *lambdatypes.ResourceNotFoundException
@@ -279,14 +291,14 @@ func TestGatewayInvoke(t *testing.T) {
 	})
 
 	stats := lc.gw.FunctionStats()[testRegion+"/echo"]
-	// One start, then one after each of panic, timeout and crash.
-	if stats.Starts != 4 {
-		t.Errorf("%d processes started, want 4 (first, after the panic, the timeout, the crash)", stats.Starts)
+	// One start, then one after each of panic, timeout and the two crashes.
+	if stats.Starts != 5 {
+		t.Errorf("%d processes started, want 5 (first, after the panic, the timeout, the two crashes)", stats.Starts)
 	}
 	counts := lc.gw.Counts()
-	// 21 + ARN 1 + 4 errors + 4 after + unknown 1 + throttled 1 + after 1.
-	if counts["lambda:Invoke"] != 33 {
-		t.Errorf("lambda:Invoke counted %d, want 33 (counts %v)", counts["lambda:Invoke"], counts)
+	// 21 + ARN 1 + 4 errors + 4 after + 2 matching or not + unknown 1 + throttled 1 + after 1.
+	if counts["lambda:Invoke"] != 35 {
+		t.Errorf("lambda:Invoke counted %d, want 35 (counts %v)", counts["lambda:Invoke"], counts)
 	}
 }
 
@@ -355,6 +367,26 @@ func TestGatewayAPIFaults(t *testing.T) {
 		counts := lc.gw.Counts()
 		if counts["ec2:DescribeInstances"] != 4 || counts["ec2:DescribeVpcs"] != 1 || len(counts) != 2 {
 			t.Errorf("counts %v, want DescribeInstances 4 and DescribeVpcs 1", counts)
+		}
+	})
+
+	// A fault with Match hits only the calls that carry it (one run's, by its id in a
+	// name or tag), so that runs can fail side by side.
+	t.Run("Match", func(t *testing.T) {
+		lc.gw.ClearFaults()
+		defer lc.gw.ClearFaults()
+		lc.gw.AddFault(APIFault{Action: "ec2:CreateSecurityGroup", Code: "UnauthorizedOperation", Match: "run-a1"})
+		create := func(name string) error {
+			_, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(name), Description: aws.String("match")})
+			return err
+		}
+		if err := create("amifleet-run-b2-sg"); err != nil {
+			t.Errorf("a call of another run was faulted: %v", err)
+		}
+		for range 2 {
+			if err := create("amifleet-run-a1-sg"); errorCode(err) != "UnauthorizedOperation" {
+				t.Errorf("the matching call: %v, want UnauthorizedOperation every time", err)
+			}
 		}
 	})
 

@@ -63,7 +63,7 @@ func (g *Gateway) serveInvoke(w http.ResponseWriter, r *http.Request, call apiCa
 		writeAPIError(w, call, "ServiceException", "amifleet gateway: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	crash := g.faults.takeCrash(fn.rt.Config().Name)
+	crash := g.faults.takeCrash(fn.rt.Config().Name, payload)
 	run := func(ctx context.Context) (InvokeResult, error) {
 		if crash {
 			g.log.Info("crash injected", "function", fn.rt.Config().Name, "requestId", requestID)
