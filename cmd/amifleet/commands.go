@@ -180,20 +180,8 @@ nothing and prints the plan and its cost instead (amifleet plan).`,
   amifleet run --name "$GITHUB_REPOSITORY-$GITHUB_SHA-$GITHUB_RUN_ATTEMPT" --wait --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if inputFile != "" {
-				var err error
-				if inputFile == "-" {
-					opts.Input, err = io.ReadAll(cmd.InOrStdin())
-				} else {
-					opts.Input, err = os.ReadFile(inputFile)
-				}
-				if err != nil {
-					return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--input: %w", err)}
-				}
-				opts.InputName = inputFile
-			}
-			if cmd.Flags().Changed("replicas") {
-				opts.Replicas = &replicas
+			if err := readRunInput(cmd, inputFile, &opts, replicas); err != nil {
+				return err
 			}
 			plan, err := cli.PrepareRun(opts, time.Now(), nil)
 			if err != nil {

@@ -55,7 +55,7 @@ started either way.`,
 }
 
 // readRunInput reads --input (a file, or - for stdin) and --replicas into opts,
-// as run does.
+// for run and plan alike.
 func readRunInput(cmd *cobra.Command, inputFile string, opts *cli.RunOptions, replicas int) error {
 	if inputFile != "" {
 		var err error
