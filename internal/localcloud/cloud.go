@@ -53,6 +53,9 @@ type Options struct {
 	Python string
 	// GuestOSDelay: see GatewayOptions (default 2 s).
 	GuestOSDelay time.Duration
+	// TimeScale and Latency: see GatewayOptions (default 0.1, and no model).
+	TimeScale float64
+	Latency   *LatencyModel
 	// OnLoadBalancer: see GatewayOptions.
 	OnLoadBalancer func(dnsName, localURL string)
 	// Lenient names the strict checks to turn off (Strictness.Relax: "iam,quota",
@@ -191,6 +194,8 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 		Region:         opts.Region,
 		LogWriter:      logw,
 		GuestOSDelay:   opts.GuestOSDelay,
+		TimeScale:      opts.TimeScale,
+		Latency:        opts.Latency,
 		OnLoadBalancer: opts.OnLoadBalancer,
 		// Deterministic zips: the deployed CodeSha256 matches the local file, so the
 		// gateway need not download the code back from moto's S3.

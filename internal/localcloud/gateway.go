@@ -71,6 +71,9 @@ type GatewayOptions struct {
 	// Strict says where the gateway refuses what AWS refuses (strict.go); the zero
 	// value refuses nothing.
 	Strict Strictness
+	// Latency, when set, gives state changes AWS's timing on the TimeScale
+	// (latency.go); nil keeps moto's instant changes.
+	Latency *LatencyModel
 	// Root is the amifleet repository, whose node_modules holds the IAM evaluator's
 	// packages (Strict.IAM, iam.go); empty means the one that holds the working
 	// directory (RepoRoot).
@@ -113,9 +116,10 @@ type Gateway struct {
 	instances instancePlane
 	lbs       lbPlane
 	elb       *elb.Client
-	logs      *logShipper // function output to CloudWatch Logs (logs.go)
-	strict    strictState // what the strict checks remember (strict_ec2.go)
-	iam       iamState    // the IAM check's evaluator, policies and record (iam.go)
+	logs      *logShipper  // function output to CloudWatch Logs (logs.go)
+	strict    strictState  // what the strict checks remember (strict_ec2.go)
+	iam       iamState     // the IAM check's evaluator, policies and record (iam.go)
+	lat       latencyState // AWS's timing, when modelled (latency.go)
 }
 
 // NewGateway returns a gateway in front of opts.Upstream. Call Start or Serve, then
@@ -143,6 +147,9 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	}
 	if opts.UserAddress == "" {
 		opts.UserAddress = DefaultUserAddress
+	}
+	if err := opts.Latency.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	logw := opts.LogWriter
 	if logw == nil {
@@ -173,6 +180,7 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	g.logs = newLogShipper(up.String(), opts.Region, g.log)
 	g.proxy = g.newProxy(up)
 	g.guest.delay = opts.GuestOSDelay
+	g.lat.model = opts.Latency
 	if g.imds, err = startIMDS(); err != nil {
 		return nil, fmt.Errorf("gateway: instance metadata service: %w", err)
 	}
