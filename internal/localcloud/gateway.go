@@ -120,6 +120,7 @@ type Gateway struct {
 	strict    strictState  // what the strict checks remember (strict_ec2.go)
 	iam       iamState     // the IAM check's evaluator, policies and record (iam.go)
 	lat       latencyState // AWS's timing, when modelled (latency.go)
+	ec2lat    ec2Latency   // the instances the model times (latency_ec2.go)
 }
 
 // NewGateway returns a gateway in front of opts.Upstream. Call Start or Serve, then
@@ -272,7 +273,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, call, f.Code, f.Message, f.Status)
 		return
 	}
+	if g.ec2LatencyBefore(w, r, call) {
+		return
+	}
 	if g.ec2Refuses(w, r, call) {
+		return
+	}
+	if g.latencyBefore(w, r, call) {
 		return
 	}
 	g.serveAPI(w, r, call)
@@ -290,6 +297,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request, call apiCall)
 		if call.Action == "RunInstances" && isAmifleetUserData(call.Form.Get("UserData")) {
 			w.launch = &guestLaunch{userData: call.Form.Get("UserData")}
 		}
+		g.ec2LatencyForward(r, &w)
 		r = r.WithContext(context.WithValue(r.Context(), watchKey{}, w))
 	}
 	g.proxy.ServeHTTP(w, r)

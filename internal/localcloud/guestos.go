@@ -4,7 +4,8 @@ package localcloud
 // user data would stay "running" for ever, where on AWS its script installs httpd and
 // powers the instance off. So when a RunInstances call through the gateway carries
 // that user data, the gateway runs the instance's software and then stops it, as the
-// script's poweroff would: after a short delay, the page writer, exactly as the user
+// script's poweroff would: after a short delay (with a latency model, at the end of
+// the user data's modelled time: latency_ec2.go), the page writer, exactly as the user
 // data carries it (userdata.PageWriter), runs with the instance's own directory as its
 // root (its disk, InstanceDisk) and the instance's own metadata service (imds.go); a
 // writer that fails leaves the instance running, as a failed script does. Other
@@ -85,8 +86,9 @@ type runInstancesResponse struct {
 }
 
 // guestLaunched is called with the answer to a RunInstances that carried amifleet's
-// user data: after the delay, it stops the instances (through moto directly: the
-// stop is the guest's doing, not an API call anyone made, so it is not counted).
+// user data: after the delay (or the model's time), it stops the instances (through
+// moto directly: the stop is the guest's doing, not an API call anyone made, so it is
+// not counted).
 func (g *Gateway) guestLaunched(launch guestLaunch, body []byte) {
 	region := launch.region
 	var resp runInstancesResponse
@@ -110,41 +112,52 @@ func (g *Gateway) guestLaunched(launch guestLaunch, body []byte) {
 		g.log.Info("guest OS: user data script fails, instances keep running", "instances", ids)
 		return
 	}
-	g.log.Info("guest OS: user data running, will power off", "instances", ids, "after", g.guest.delay.String())
-	g.bg.Add(1)
-	go func() {
-		defer g.bg.Done()
-		select {
-		case <-time.After(g.guest.delay):
-		case <-g.ctx.Done():
-			return
-		}
-		ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
-		defer cancel()
-		inRegion := func(o *ec2.Options) { o.Region = region }
-		// Only a running guest powers itself off. An instance terminated meanwhile
-		// (a run that failed and was cleaned up within the delay) must stay
-		// terminated: moto 5.2.1's StopInstances would turn it back into "stopped",
-		// where AWS answers IncorrectInstanceState.
-		live, err := g.liveInstances(ctx, ids, inRegion)
-		if err != nil {
-			g.log.Error("guest OS: poweroff failed", "instances", ids, "error", err.Error())
-			return
-		}
-		if len(live) == 0 {
-			g.log.Info("guest OS: instances gone before poweroff", "instances", ids)
-			return
-		}
-		live = g.runUserData(ctx, decodeUserData(launch.userData), live, inRegion)
-		if len(live) == 0 {
-			return
-		}
-		if _, err := g.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: live}, inRegion); err != nil {
-			g.log.Error("guest OS: poweroff failed", "instances", live, "error", err.Error())
-			return
-		}
-		g.log.Info("guest OS: powered off", "instances", live)
-	}()
+	for _, p := range g.guestPowerOffs(ids, g.guest.delay) {
+		g.log.Info("guest OS: user data running, will power off", "instances", p.ids, "after", time.Until(p.at).Round(time.Millisecond).String())
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			t := time.NewTimer(time.Until(p.at))
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-g.ctx.Done():
+				return
+			}
+			g.powerOff(launch, p.ids, region)
+		}()
+	}
+}
+
+// powerOff is the end of the user data on the instances ids: the page writer runs,
+// then the guest powers off.
+func (g *Gateway) powerOff(launch guestLaunch, ids []string, region string) {
+	ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
+	defer cancel()
+	inRegion := func(o *ec2.Options) { o.Region = region }
+	// Only a running guest powers itself off. An instance terminated meanwhile
+	// (a run that failed and was cleaned up within the delay) must stay
+	// terminated: moto 5.2.1's StopInstances would turn it back into "stopped",
+	// where AWS answers IncorrectInstanceState.
+	live, err := g.liveInstances(ctx, ids, inRegion)
+	if err != nil {
+		g.log.Error("guest OS: poweroff failed", "instances", ids, "error", err.Error())
+		return
+	}
+	if len(live) == 0 {
+		g.log.Info("guest OS: instances gone before poweroff", "instances", ids)
+		return
+	}
+	live = g.runUserData(ctx, decodeUserData(launch.userData), live, inRegion)
+	if len(live) == 0 {
+		return
+	}
+	g.guestPoweringOff(live)
+	if _, err := g.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: live}, inRegion); err != nil {
+		g.log.Error("guest OS: poweroff failed", "instances", live, "error", err.Error())
+		return
+	}
+	g.log.Info("guest OS: powered off", "instances", live)
 }
 
 // liveInstances are those of ids that are pending or running.

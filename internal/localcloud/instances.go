@@ -142,9 +142,14 @@ func (g *Gateway) recordImage(instanceID, imageID string) {
 	g.log.Info("data plane: image carries the disk", "image", imageID, "instance", instanceID)
 }
 
-// boot runs the instance's boot in the background: the page writer, then httpd.
+// boot runs the instance's boot in the background: the page writer, then httpd; with
+// a latency model, once the instance is running and its services up (latency_ec2.go).
 func (g *Gateway) boot(instanceID string, optFns ...func(*ec2.Options)) {
-	ctx, cancel := context.WithTimeout(g.ctx, time.Minute)
+	var wait time.Duration
+	if at, ok := g.bootedAt(instanceID); ok {
+		wait = max(time.Until(at), 0)
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, time.Minute+wait)
 	g.instances.mu.Lock()
 	if g.instances.booting == nil {
 		g.instances.booting = map[string]context.CancelFunc{}
@@ -158,6 +163,15 @@ func (g *Gateway) boot(instanceID string, optFns ...func(*ec2.Options)) {
 	go func() {
 		defer g.bg.Done()
 		defer cancel()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return // stopped or terminated while booting
+			}
+		}
 		if err := g.bootNow(ctx, instanceID, optFns...); err != nil {
 			g.log.Error("data plane: boot", "instance", instanceID, "error", err.Error())
 		}

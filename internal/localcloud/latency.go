@@ -123,7 +123,9 @@ type LatencyModel struct {
 }
 
 // Enabled reports whether the model models anything.
-func (m *LatencyModel) Enabled() bool { return m != nil && (len(m.Ops) > 0 || len(m.PerInstanceType) > 0) }
+func (m *LatencyModel) Enabled() bool {
+	return m != nil && (len(m.Ops) > 0 || len(m.PerInstanceType) > 0)
+}
 
 // Dist is the distribution of op for an instance type ("" for any).
 func (m *LatencyModel) Dist(op LatencyOp, instanceType string) (Dist, bool) {

@@ -64,7 +64,7 @@ func TestLatencyModelDraws(t *testing.T) {
 	if d := (&LatencyModel{}).Draw(OpImageAvailable, "ami-1", ""); d != 0 {
 		t.Errorf("an empty model drew %s", d)
 	}
-	if d := Fixed(3*time.Second).quantile(0.99); d != 3*time.Second {
+	if d := Fixed(3 * time.Second).quantile(0.99); d != 3*time.Second {
 		t.Errorf("Fixed(3s) drew %s", d)
 	}
 }

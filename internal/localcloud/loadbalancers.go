@@ -126,7 +126,7 @@ func isLoadBalancerRequest(r *http.Request) bool {
 func (g *Gateway) serveLoadBalancer(w http.ResponseWriter, r *http.Request) {
 	host := requestHost(r)
 	a := g.loadBalancerNamed(host)
-	if a == nil {
+	if a == nil || !g.loadBalancerActive(a.arn) { // a provisioning one's name does not resolve yet
 		http.Error(w, "amifleet gateway: no load balancer listens at "+host, http.StatusBadGateway)
 		return
 	}
@@ -247,6 +247,10 @@ func (g *Gateway) forward(a *albStandIn, w http.ResponseWriter, r *http.Request)
 func (g *Gateway) loadBalancersChanged(call apiCall, body []byte) []byte {
 	inRegion := func(o *elb.Options) { o.Region = call.Region }
 	switch call.Action {
+	case "CreateLoadBalancer":
+		g.loadBalancerCreated(body)
+	case "DescribeLoadBalancers":
+		return g.rewriteLoadBalancerStates(body)
 	case "CreateListener":
 		tg := call.Form.Get("DefaultActions.member.1.TargetGroupArn")
 		if tg == "" {
@@ -262,6 +266,7 @@ func (g *Gateway) loadBalancersChanged(call apiCall, body []byte) []byte {
 		if a != nil {
 			_ = a.srv.Close()
 		}
+		g.loadBalancerDeleted(call)
 	case "RegisterTargets":
 		g.register(call.Form.Get("TargetGroupArn"), formMembers(call, "Targets", "Id"), inRegion)
 	case "DeregisterTargets":
@@ -290,7 +295,7 @@ func (g *Gateway) listen(lbARN, tgARN, region string, port int32, optFns ...func
 		g.log.Error("data plane: load balancer", "arn", lbARN, "error", fmt.Sprint(err))
 		return
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := g.standInListener(lbARN) // refuses while the load balancer provisions
 	if err != nil {
 		g.log.Error("data plane: load balancer listener", "error", err.Error())
 		return
@@ -432,6 +437,9 @@ func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, t
 		case <-time.After(tg.interval):
 		}
 		a := g.loadBalancerOf(tg.arn)
+		if g.awaitingLoadBalancer(a, th) {
+			continue
+		}
 		if a == nil {
 			// No listener forwards to the group: AWS does not check its targets.
 			g.lbs.mu.Lock()

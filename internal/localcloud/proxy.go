@@ -50,6 +50,7 @@ func localhostForLoopback(host string) string {
 type watchedCall struct {
 	call   apiCall
 	launch *guestLaunch // a RunInstances with amifleet's user data
+	states []string     // a describe's state filter, applied by the latency model (latency_ec2.go)
 }
 
 type watchKey struct{}
@@ -63,6 +64,10 @@ func watched(c apiCall) bool {
 		"elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteLoadBalancer",
 		"elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
 		"elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:DescribeTargetHealth":
+		return true
+	case "elasticloadbalancing:DescribeLoadBalancers": // a provisioning state (latency_elb.go)
+		return true
+	case "ec2:DescribeInstances", "ec2:DescribeImages": // states the latency model times (latency_ec2.go)
 		return true
 	}
 	return false
@@ -83,6 +88,12 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	body = gunzipped(body, 0)
 	if w.call.Region == "" {
 		w.call.Region = g.opts.Region
+	}
+	if rewritten := g.ec2LatencySaw(w.call, w.states, body); rewritten != nil {
+		resp.Body = io.NopCloser(bytes.NewReader(rewritten))
+		resp.ContentLength = int64(len(rewritten))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(rewritten)))
+		resp.Header.Del("Content-Encoding")
 	}
 	g.strictSaw(w.call, body)
 	if w.launch != nil {

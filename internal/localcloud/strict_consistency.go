@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // freshNamers are the calls refused while a resource they name is new, with the
@@ -40,7 +41,7 @@ var createdNames = map[string]string{
 }
 
 // rememberCreated notes the resources a create made: not visible until Consistency
-// from now.
+// from now (or the latency model's OpVisible draw).
 func (g *Gateway) rememberCreated(call apiCall, body []byte) {
 	element, ok := createdNames[call.key()]
 	if !ok {
@@ -49,12 +50,22 @@ func (g *Gateway) rememberCreated(call apiCall, body []byte) {
 	s := g.strictState()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	visible := s.now().Add(g.Strictness().Consistency)
+	now := s.now()
 	for _, id := range xmlValues(body, element) {
 		if id != "" {
-			s.fresh[id] = visible
+			s.fresh[id] = g.visibleAt(id, now)
 		}
 	}
+}
+
+// visibleAt is when a resource created at now becomes visible: with a latency model
+// that times OpVisible, at its draw for the resource; else Consistency after now.
+func (g *Gateway) visibleAt(id string, now time.Time) time.Time {
+	if _, ok := g.latency().Dist(OpVisible, ""); ok {
+		_, at := g.modelled(OpVisible, id, "", now)
+		return at
+	}
+	return now.Add(g.Strictness().Consistency)
 }
 
 // notYetVisible answers NotFound (and says so) for a call that names a resource too

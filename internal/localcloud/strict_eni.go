@@ -5,7 +5,9 @@ package localcloud
 // DeleteLoadBalancer, AWS releases them minutes later, and until then deleting one of
 // those groups fails with DependencyViolation. moto lets the group go at once. The
 // gateway reads the load balancer's groups from moto before the delete goes through,
-// and for ENILinger after it succeeded refuses DeleteSecurityGroup on them.
+// and for ENILinger after it succeeded refuses DeleteSecurityGroup on them. With a
+// latency model that times OpLoadBalancerENIsGone, its draw replaces ENILinger
+// (latency_elb.go).
 
 import (
 	"context"
@@ -40,14 +42,18 @@ func (g *Gateway) noteLoadBalancerGroups(ctx context.Context, call apiCall) {
 	s.mu.Unlock()
 }
 
-// lingerAfterDelete keeps a deleted load balancer's groups in use for ENILinger.
+// lingerAfterDelete keeps a deleted load balancer's groups in use for ENILinger, or
+// the latency model's time.
 func (g *Gateway) lingerAfterDelete(call apiCall) {
 	arn := call.Form.Get("LoadBalancerArn")
 	s := g.strictState()
 	s.mu.Lock()
 	lb, ok := s.lbGroups[arn]
 	delete(s.lbGroups, arn)
-	until := s.now().Add(g.Strictness().ENILinger)
+	var until time.Time
+	if ok {
+		until = g.enisGoneAt(arn, s.now()) // ENILinger, or the latency model's time
+	}
 	for _, id := range lb.groups {
 		s.lingering[id] = until
 	}
