@@ -35,6 +35,8 @@ type Results struct {
 	Machine Machine        `json:"machine"`
 	Lambdas *LambdaResults `json:"lambdas,omitempty"`
 	Runs    *RunResults    `json:"runs,omitempty"`
+	// Latency is part 6: runs under AWS's timing against their physical limit.
+	Latency *LatencyResults `json:"latency,omitempty"`
 }
 
 // lenient names the local cloud's strict checks to turn off (-lenient); all are on by
@@ -43,7 +45,7 @@ var lenient string
 
 func main() {
 	var (
-		parts       = flag.String("parts", "lambdas,runs", "what to measure: lambdas, runs, or both (comma-separated)")
+		parts       = flag.String("parts", "lambdas,runs", "what to measure: lambdas, runs, latency (comma-separated)")
 		replicas    = flag.String("replicas", "1,2,10,50,200", "replica counts of the pipeline runs")
 		resultsPath = flag.String("results", "bench/results.json", "raw figures (read, then rewritten)")
 		docPath     = flag.String("doc", "docs/benchmarks.md", "the document to write")
@@ -52,15 +54,22 @@ func main() {
 		coldRuns    = flag.Int("cold", 5, "cold starts per Lambda")
 		warmRuns    = flag.Int("warm", 20, "warm invocations after each cold start")
 		logPath     = flag.String("log", "", "where builds, the CDK CLI, moto and the functions write (default: a temporary file)")
+		latSeeds    = flag.String("latency-seeds", "1,2,3,4,5", "the latency part's seeds of localcloud.AWSLatency (comma-separated)")
+		latReplicas = flag.String("latency-replicas", "2,50", "the latency part's replica counts")
+		timeScale   = flag.Float64("time-scale", DefaultTimeScale, "the latency part's local seconds per AWS second (poll.intervalSeconds is scaled with it)")
 	)
 	flag.StringVar(&lenient, "lenient", "", "strict checks of the local cloud to turn off (iam, offerings, quota, tokens, consistency, eni, or all)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, *parts, *replicas, *resultsPath, *docPath, *plotPath, *render, *coldRuns, *warmRuns, *logPath))
+	lat, err := parseLatencyOptions(*latSeeds, *latReplicas, *timeScale)
+	if err != nil {
+		os.Exit(fail(err))
+	}
+	os.Exit(run(ctx, *parts, *replicas, *resultsPath, *docPath, *plotPath, *render, *coldRuns, *warmRuns, *logPath, lat))
 }
 
-func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath string, renderOnly bool, coldRuns, warmRuns int, logPath string) int {
+func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath string, renderOnly bool, coldRuns, warmRuns int, logPath string, lat LatencyOptions) int {
 	root, err := localcloud.RepoRoot()
 	if err != nil {
 		return fail(err)
@@ -98,8 +107,17 @@ func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath
 					_ = writeResults(filepath.Join(root, resultsPath), res)
 					return fail(err)
 				}
+			case "latency":
+				l, err := measureLatency(ctx, root, lat, lenient, logw)
+				if l != nil {
+					res.Latency = l
+				}
+				if err != nil {
+					_ = writeResults(filepath.Join(root, resultsPath), res)
+					return fail(err)
+				}
 			default:
-				return fail(fmt.Errorf("-parts: unknown part %q (lambdas, runs)", p))
+				return fail(fmt.Errorf("-parts: unknown part %q (lambdas, runs, latency)", p))
 			}
 			if err := writeResults(filepath.Join(root, resultsPath), res); err != nil {
 				return fail(err)

@@ -20,6 +20,11 @@ func writeReport(root, docPath, plotPath string, res *Results, checks []CheckRes
 			return err
 		}
 	}
+	if r, ok := timelineRun(res.Latency); ok {
+		if err := WriteGantt(filepath.Join(root, timelinePath(plotPath)), r, criticalStates(r, res.Latency.Parallel, res.Latency.ImageBranch, res.Latency.ALBBranch)); err != nil {
+			return err
+		}
+	}
 	rel, err := filepath.Rel(filepath.Dir(filepath.Join(root, docPath)), filepath.Join(root, plotPath))
 	if err != nil {
 		return err
@@ -57,7 +62,14 @@ func Render(res *Results, checks []CheckResult, plotRef string) string {
 	renderLambdas(w, res.Lambdas)
 	renderRuns(w, res.Runs, plotRef)
 	renderEstimate(w, res)
+	renderLatency(w, res.Latency, timelinePath(plotRef))
 	return b.String()
+}
+
+// timelinePath is where the timeline of part 6 goes, beside the plot
+// ("benchmarks.png" → "benchmarks-timeline.svg").
+func timelinePath(plotPath string) string {
+	return strings.TrimSuffix(plotPath, filepath.Ext(plotPath)) + "-timeline.svg"
 }
 
 func renderLambdas(w func(string, ...any), l *LambdaResults) {
