@@ -227,16 +227,35 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 	if fleetKnown && !fleetReady.IsZero() {
 		ready[pipeline.WaitInstancesRunning] = localcloud.LatencyEvent{Ready: fleetReady}
 	}
+	// The targets' health is measured by the data plane: ready when the last of the
+	// fleet's targets turned healthy, if the record has every one of them.
+	var healthyAt time.Time
+	healthyKnown := len(fleet.InstanceIDs) > 0
+	for _, id := range fleet.InstanceIDs {
+		found := false
+		for _, e := range record {
+			if e.Op == localcloud.OpTargetHealthy && e.Key == lb.TargetGroupARN+" "+id {
+				found = true
+				if e.Ready.After(healthyAt) {
+					healthyAt = e.Ready
+				}
+			}
+		}
+		healthyKnown = healthyKnown && found
+	}
+	if healthyKnown {
+		ready[pipeline.WaitTargetsHealthy] = localcloud.LatencyEvent{Ready: healthyAt}
+	}
 	for _, name := range latencyWaits {
 		w, _ := pipeline.WaitNamed(name)
 		notice, before, ok := readyCheck(events, w)
 		s := WaitSlack{Wait: name}
 		switch e, rec := ready[name]; {
 		case !ok:
-		case name == pipeline.WaitTargetsHealthy:
-			s.Seconds, s.Known, s.Bound = aw(notice.Sub(before)), true, true
 		case rec && !e.Ready.IsZero():
 			s.Seconds, s.Known = aw(notice.Sub(e.Ready)), true
+		case name == pipeline.WaitTargetsHealthy:
+			s.Seconds, s.Known, s.Bound = aw(notice.Sub(before)), true, true
 		}
 		r.Slack = append(r.Slack, s)
 	}

@@ -192,6 +192,37 @@ func TestAnalyzeLatencyRun(t *testing.T) {
 	}
 }
 
+// With the data plane's record of each target turning healthy, the health wait's
+// slack is measured from the last of them, not bounded; one target missing from the
+// record leaves the bound.
+func TestAnalyzeLatencyRunTargetsHealthyMeasured(t *testing.T) {
+	p, _, _ := testParallel(t)
+	events, doc, record := latencyFixture(1.2)
+	const tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/amifleet-r-tg/1"
+	doc.Resources.LoadBalancer.TargetGroupARN = tg
+	healthy := func(id string, at float64) localcloud.LatencyEvent {
+		e := change(localcloud.OpTargetHealthy, tg+" "+id, 7.15, at)
+		e.Modelled = false
+		return e
+	}
+	measured := append(slices.Clone(record), healthy("i-base", 9.6), healthy("i-r1", 10.1), healthy("i-r2", 9.9),
+		healthy("i-other", 10.35)) // not this run's
+	r, err := AnalyzeLatencyRun(events, doc, measured, p, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := slackOf(t, r, pipeline.WaitTargetsHealthy); !s.Known || s.Bound || !near(s.Seconds, 3) {
+		t.Errorf("slack of TargetsHealthy %+v, want 3 s measured (the last target healthy at 10.1, noticed at 10.4)", s)
+	}
+	r, err = AnalyzeLatencyRun(events, doc, append(slices.Clone(record), healthy("i-base", 9.6), healthy("i-r1", 10.1)), p, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := slackOf(t, r, pipeline.WaitTargetsHealthy); !s.Bound || !near(s.Seconds, 16) {
+		t.Errorf("slack of TargetsHealthy with i-r2 unrecorded %+v, want the 16 s bound", s)
+	}
+}
+
 func TestAnalyzeLatencyRunLoadBalancerCritical(t *testing.T) {
 	p, _, _ := testParallel(t)
 	events, doc, record := latencyFixture(6) // 60 AWS seconds: 61 over the image's 48

@@ -231,7 +231,7 @@ func renderLatency(w func(string, ...any), l *LatencyResults, ganttRef string) {
 	w("Each stage's Task counts once, entered to exited, with no waiting; its local time is scaled like the run's, so both carry the Lambdas' and the interpreter's time the same way. ")
 	w("*Run* is the execution's start to stop; *ratio* is run / limit. ")
 	w("*Slack* is, per wait, from the resource being ready (the modelled change's end in the gateway's record) to the check that answered ready (its TaskSucceeded). ")
-	w("For TargetsHealthy the data plane does not record when the last target turned healthy, so its figure (≤) is the time from the check before the ready one: an upper bound. ")
+	w("For TargetsHealthy the ready time is when the data plane's own health checks found the last of the fleet's targets healthy (measured, not drawn); where the record lacks one, the figure (≤) is the time from the check before the ready one: an upper bound. ")
 	w("*Transitions* are StateEntered events; *Lambda invocations* the history's Lambda task schedules.\n\n")
 
 	runs := slices.Clone(l.Runs)

@@ -45,7 +45,7 @@ var lenient string
 
 func main() {
 	var (
-		parts       = flag.String("parts", "lambdas,runs", "what to measure: lambdas, runs, latency (comma-separated)")
+		parts       = flag.String("parts", "lambdas,runs,latency", "what to measure: lambdas, runs, latency (comma-separated)")
 		replicas    = flag.String("replicas", "1,2,10,50,200", "replica counts of the pipeline runs")
 		resultsPath = flag.String("results", "bench/results.json", "raw figures (read, then rewritten)")
 		docPath     = flag.String("doc", "docs/benchmarks.md", "the document to write")

@@ -59,6 +59,9 @@ const (
 	OpLoadBalancerENIsGone LatencyOp = "load balancer deleted to network interfaces gone"
 	// A new resource: created to visible to describes by its id (eventual consistency).
 	OpVisible LatencyOp = "resource created to visible by id"
+	// A target: registered to healthy. Not drawn: the data plane's health checks
+	// measure it (recorded with Modelled false), keyed "<target group ARN> <id>".
+	OpTargetHealthy LatencyOp = "target registered to healthy"
 )
 
 // Dist is a duration's distribution: log-normal with the given median, its spread
@@ -292,6 +295,23 @@ func (g *Gateway) modelled(op LatencyOp, key, instanceType string, start time.Ti
 	g.lat.index[id] = len(g.lat.events)
 	g.lat.events = append(g.lat.events, e)
 	return local, e.Ready
+}
+
+// measured records a change the data plane measured rather than drew (a target
+// turning healthy), while a model is on; the first record of op and key stays.
+func (g *Gateway) measured(op LatencyOp, key string, start, ready time.Time) {
+	g.lat.mu.Lock()
+	defer g.lat.mu.Unlock()
+	id := string(op) + "\x00" + key
+	if _, ok := g.lat.index[id]; ok || !g.lat.model.Enabled() {
+		return
+	}
+	if g.lat.index == nil {
+		g.lat.index = map[string]int{}
+	}
+	g.lat.index[id] = len(g.lat.events)
+	aws := time.Duration(float64(ready.Sub(start)) / g.opts.TimeScale)
+	g.lat.events = append(g.lat.events, LatencyEvent{Op: op, Key: key, Start: start, Ready: ready, AWS: aws})
 }
 
 // readyAt is when the modelled op on key becomes visible, if it was modelled.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -229,6 +230,21 @@ func TestLatencyELBModelled(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("not recorded: %v", want)
+	}
+	// The target's turn to healthy is measured, not drawn: after the load balancer
+	// became active, since nothing checks it before.
+	healthy := 0
+	for _, e := range lc.gw.LatencyRecord() {
+		if e.Op != OpTargetHealthy {
+			continue
+		}
+		healthy++
+		if e.Modelled || !strings.HasPrefix(e.Key, aws.ToString(tgARN)+" ") || e.Ready.Before(readyAt) || e.AWS != time.Duration(float64(e.Ready.Sub(e.Start))/scale) {
+			t.Errorf("target healthy %+v: want measured, keyed by its group, after the load balancer's active at %s, in AWS time", e, readyAt)
+		}
+	}
+	if healthy != 1 {
+		t.Errorf("%d targets recorded healthy, want the one", healthy)
 	}
 }
 

@@ -75,6 +75,7 @@ type targetHealth struct {
 	state, reason, description string
 	ok, failed                 int // consecutive results
 	stop                       context.CancelFunc
+	registered                 time.Time
 }
 
 // scaled turns an AWS duration into local time (GatewayOptions.TimeScale).
@@ -356,7 +357,8 @@ func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Optio
 		}
 		cctx, stop := context.WithCancel(g.ctx)
 		th := &targetHealth{state: string(elbtypes.TargetHealthStateEnumInitial),
-			reason: string(elbtypes.TargetHealthReasonEnumRegistrationInProgress), description: "Target registration is in progress", stop: stop}
+			reason: string(elbtypes.TargetHealthReasonEnumRegistrationInProgress), description: "Target registration is in progress", stop: stop,
+			registered: time.Now()}
 		tg.targets[id] = th
 		g.bg.Add(1)
 		go func() {
@@ -461,6 +463,9 @@ func (g *Gateway) healthCheck(ctx context.Context, tg *targetGroup, id string, t
 		if reason == "" {
 			th.ok, th.failed = th.ok+1, 0
 			if th.ok >= tg.healthyThreshold {
+				if th.state != string(elbtypes.TargetHealthStateEnumHealthy) {
+					g.measured(OpTargetHealthy, tg.arn+" "+id, th.registered, time.Now())
+				}
 				th.state, th.reason, th.description = string(elbtypes.TargetHealthStateEnumHealthy), "", ""
 			} else if th.state == string(elbtypes.TargetHealthStateEnumInitial) {
 				th.reason, th.description = string(elbtypes.TargetHealthReasonEnumInitialHealthChecking), "Initial health checks in progress"
