@@ -399,3 +399,13 @@ func TestHealthCheckSettings(t *testing.T) {
 			got["healthCheckIntervalSeconds"], got["healthyThresholdCount"], targetHealthIntervalSeconds, targetHealthyThreshold)
 	}
 }
+
+// The latency part's run names are their own run ids, up to large seeds and counts.
+func TestLatencyRunNamesAreRunIDs(t *testing.T) {
+	at := time.Date(2026, 12, 2, 23, 59, 59, 0, time.UTC)
+	for _, name := range []string{latencyRunName(1, 2, at), latencyRunName(99, 200, at)} {
+		if !pipeline.IsRunID(name) {
+			t.Errorf("%s is not a run id: its resources would be named for a hash", name)
+		}
+	}
+}

@@ -145,7 +145,7 @@ func measureLatency(ctx context.Context, root string, o LatencyOptions, lenient 
 			if err != nil {
 				return res, err
 			}
-			name := fmt.Sprintf("latency-s%d-r%d-%d", seed, n, time.Now().Unix()%1000000)
+			name := latencyRunName(seed, n, time.Now())
 			progressf("run %s: %d replicas, seed %d", name, n, seed)
 			c.Gateway.ResetLatencyRecord()
 			desc, events, err := execute(ctx, sfnc, stack.PipelineARN, name, input)
@@ -296,4 +296,10 @@ func renderLatency(w func(string, ...any), l *LatencyResults, ganttRef string) {
 		}
 		w("| **limit** (%s branch) | | **%.1f** |\n", r.CriticalBranch, r.LimitSeconds)
 	}
+}
+
+// latencyRunName names a run of the latency part: short enough to be its own run id
+// (pipeline.IsRunID), so that its resources and log lines are named for it.
+func latencyRunName(seed int64, replicas int, now time.Time) string {
+	return fmt.Sprintf("lat-s%d-r%d-%d", seed, replicas, now.Unix()%1000000)
 }
