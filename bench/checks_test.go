@@ -49,6 +49,13 @@ func TestCheck(t *testing.T) {
 		{"one RunInstances per replica", func(r *Results) { r.Runs.Runs[3].Calls["ec2:RunInstances"] = 201 }, "RunInstances calls"},
 		{"no RunInstances for replicas", func(r *Results) { r.Runs.Runs[0].Calls["ec2:RunInstances"] = 1 }, "RunInstances calls"},
 		{"a DescribeInstances per instance", func(r *Results) { r.Runs.Runs[3].Calls["ec2:DescribeInstances"] = 205 }, "one DescribeInstances per instance poll"},
+		{"Validate's count of the vCPUs in use after its quota read", func(r *Results) {
+			for i := range r.Runs.Runs {
+				r.Runs.Runs[i].Calls["servicequotas:GetServiceQuota"] = 1
+				r.Runs.Runs[i].Calls["ec2:DescribeInstances"]++
+			}
+		}, ""},
+		{"a DescribeInstances more than the polls, lookups and quota reads", func(r *Results) { r.Runs.Runs[1].Calls["ec2:DescribeInstances"]++ }, "one DescribeInstances per instance poll"},
 		{"RegisterTargets per instance", func(r *Results) { r.Runs.Runs[3].Calls["elasticloadbalancing:RegisterTargets"] = 201 }, "target registration batched"},
 		{"RegisterTargets in one call of 201", func(r *Results) { r.Runs.Runs[3].Calls["elasticloadbalancing:RegisterTargets"] = 1 }, "target registration batched"},
 		{"branches in sequence", func(r *Results) {
