@@ -197,11 +197,8 @@ nothing and prints the plan and its cost instead (amifleet plan).`,
 			return r.Run(cmd.Context(), plan)
 		},
 	}
+	runInputFlags(cmd, &inputFile, &replicas, &opts) // plan.go
 	f := cmd.Flags()
-	f.StringVarP(&inputFile, "input", "i", "", "input file: the pipeline's configuration as JSON (- reads stdin; none: the defaults; an empty file is refused, {} asks for the defaults)")
-	f.IntVar(&replicas, "replicas", 0, "replicaCount: instances launched from the image")
-	f.StringVar(&opts.InstanceType, "instance-type", "", "instanceType of every instance")
-	f.StringVar(&opts.Name, "name", "", "execution name, and so the run id (default "+cli.ExecutionNameForm+"); characters outside A-Z a-z 0-9 - _ become -")
 	f.BoolVar(&opts.Wait, "wait", false, "follow the execution to its end")
 	f.BoolVar(&dryRun, "dry-run", false, "start nothing: print what the run would create and cost (amifleet plan)")
 	f.DurationVar(&opts.Timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3; the execution goes on)")

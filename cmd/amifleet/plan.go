@@ -46,12 +46,18 @@ started either way.`,
 			return g.plan(cmd.Context(), plan)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVarP(&inputFile, "input", "i", "", "input file: the pipeline's configuration as JSON (- reads stdin; none: the defaults; an empty file is refused)")
-	f.IntVar(&replicas, "replicas", 0, "replicaCount: instances launched from the image")
-	f.StringVar(&opts.InstanceType, "instance-type", "", "instanceType of every instance")
-	f.StringVar(&opts.Name, "name", "", "execution name, and so the run id and the resources' names (default "+cli.ExecutionNameForm+")")
+	runInputFlags(cmd, &inputFile, &replicas, &opts)
 	return cmd
+}
+
+// runInputFlags declares the flags that say what a run is, for run and plan alike:
+// readRunInput reads the first two, PrepareRun the others.
+func runInputFlags(cmd *cobra.Command, inputFile *string, replicas *int, opts *cli.RunOptions) {
+	f := cmd.Flags()
+	f.StringVarP(inputFile, "input", "i", "", "input file: the pipeline's configuration as JSON (- reads stdin; none: the defaults; an empty file is refused, {} asks for the defaults)")
+	f.IntVar(replicas, "replicas", 0, "replicaCount: instances launched from the image")
+	f.StringVar(&opts.InstanceType, "instance-type", "", "instanceType of every instance")
+	f.StringVar(&opts.Name, "name", "", "execution name, and so the run id and the resources' names (default "+cli.ExecutionNameForm+"); characters outside A-Z a-z 0-9 - _ become -")
 }
 
 // readRunInput reads --input (a file, or - for stdin) and --replicas into opts,
