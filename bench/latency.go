@@ -114,22 +114,12 @@ func measureLatency(ctx context.Context, root string, o LatencyOptions, lenient 
 		return nil, err
 	}
 	progressf("bringing the local cloud up with AWS's timing (seed %d, time scale %g)", o.Seeds[0], o.TimeScale)
-	upCtx, cancel := context.WithTimeout(ctx, 20*time.Minute)
-	vcpus := 0
-	for _, n := range o.Replicas {
-		vcpus += n + 1
-	}
-	c, err := localcloud.Up(upCtx, localcloud.Options{Root: root, Progress: os.Stderr, LogWriter: logw, Lenient: lenient,
-		VCPULimit: max(localcloud.DefaultVCPULimit, 2*vcpus), TimeScale: o.TimeScale, Latency: localcloud.AWSLatency(o.Seeds[0])})
-	cancel()
+	c, stack, err := upBenchCloud(ctx, localcloud.Options{Root: root, LogWriter: logw, Lenient: lenient,
+		TimeScale: o.TimeScale, Latency: localcloud.AWSLatency(o.Seeds[0])}, o.Replicas)
 	if err != nil {
-		return nil, fmt.Errorf("the local cloud did not come up: %w", err)
+		return nil, err
 	}
 	defer c.Down()
-	stack, ok := c.Stack(c.Region)
-	if !ok {
-		return nil, fmt.Errorf("no stack in %s", c.Region)
-	}
 	res := &LatencyResults{Measured: time.Now().UTC(), TimeScale: o.TimeScale, Parallel: branches,
 		ImageBranch: branches.branchOf(stateOf(tasks, pipeline.CreateImage)), ALBBranch: branches.branchOf(stateOf(tasks, pipeline.CreateLoadBalancer))}
 	if res.Input, err = latencyInput(local, 2, o.TimeScale); err != nil {

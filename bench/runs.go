@@ -113,24 +113,11 @@ func measureRuns(ctx context.Context, root string, replicas []int, lenient strin
 	}
 
 	progressf("bringing the local cloud up (localcloud.Up)")
-	upCtx, cancel := context.WithTimeout(ctx, 20*time.Minute)
-	// The strict cloud, with a vCPU quota raised for the fleets (as a user would ask
-	// AWS for): one vCPU per t2.micro, every run's base and replicas, with room.
-	vcpus := 0
-	for _, n := range replicas {
-		vcpus += n + 1
-	}
-	c, err := localcloud.Up(upCtx, localcloud.Options{Root: root, Progress: os.Stderr, LogWriter: logw,
-		Lenient: lenient, VCPULimit: max(localcloud.DefaultVCPULimit, 2*vcpus)})
-	cancel()
+	c, stack, err := upBenchCloud(ctx, localcloud.Options{Root: root, LogWriter: logw, Lenient: lenient}, replicas)
 	if err != nil {
-		return nil, fmt.Errorf("the local cloud did not come up: %w", err)
+		return nil, err
 	}
 	defer c.Down()
-	stack, ok := c.Stack(c.Region)
-	if !ok {
-		return nil, fmt.Errorf("no stack in %s", c.Region)
-	}
 	res := &RunResults{Measured: time.Now().UTC(), UpSeconds: c.Timings.Up.Seconds()}
 	res.Input, _ = benchInput(local, 2)
 	res.Parallel = branches
@@ -283,4 +270,28 @@ func stateOf(tasks map[string]string, function string) string {
 		}
 	}
 	return ""
+}
+
+// upBenchCloud brings up the strict cloud of opts for runs of these replica counts,
+// with a vCPU quota raised for their fleets (as a user would ask AWS for): one vCPU
+// per t2.micro, every run's base and replicas, with room. The caller calls Down.
+func upBenchCloud(ctx context.Context, opts localcloud.Options, replicas []int) (*localcloud.Cloud, localcloud.Stack, error) {
+	vcpus := 0
+	for _, n := range replicas {
+		vcpus += n + 1
+	}
+	opts.Progress = os.Stderr
+	opts.VCPULimit = max(localcloud.DefaultVCPULimit, 2*vcpus)
+	upCtx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	c, err := localcloud.Up(upCtx, opts)
+	if err != nil {
+		return nil, localcloud.Stack{}, fmt.Errorf("the local cloud did not come up: %w", err)
+	}
+	stack, ok := c.Stack(c.Region)
+	if !ok {
+		c.Down()
+		return nil, localcloud.Stack{}, fmt.Errorf("no stack in %s", c.Region)
+	}
+	return c, stack, nil
 }
