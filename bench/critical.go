@@ -27,7 +27,7 @@ import (
 // targetHealthIntervalSeconds. Nothing models it: it is the data plane's, and its
 // physical minimum is threshold × interval after the target answers.
 const (
-	targetHealthIntervalSeconds = 10
+	targetHealthIntervalSeconds = 5
 	targetHealthyThreshold      = 2
 )
 
@@ -283,10 +283,14 @@ func stateEntered(events []sfntypes.HistoryEvent, state string) time.Time {
 
 // readyCheck finds the first answer of w's check that says ready (the TaskSucceeded
 // of its Task), and the time before it: the previous answer of the same check, or,
-// for the first, when the loop's Wait state was first entered.
+// for the first, when the loop began (its check or its Wait first entered,
+// whichever came first).
 func readyCheck(events []sfntypes.HistoryEvent, w pipeline.Wait) (notice, before time.Time, ok bool) {
 	names := stateOfEvents(events)
-	before = stateEntered(events, w.WaitState())
+	before = stateEntered(events, w.Check)
+	if wait := stateEntered(events, w.WaitState()); !wait.IsZero() && (before.IsZero() || wait.Before(before)) {
+		before = wait
+	}
 	for _, e := range events {
 		if e.Type != sfntypes.HistoryEventTypeTaskSucceeded || names[e.Id] != w.Check || e.TaskSucceededEventDetails == nil {
 			continue

@@ -156,21 +156,21 @@ func TestAnalyzeLatencyRun(t *testing.T) {
 	// Validate 1 + CreateSecurityGroups 1; image branch: LaunchBase 2, running 5, user
 	// data 15, stopped 10, CreateImage 1, image 15 (48, over the load balancer's 1 +
 	// 12); LaunchReplicas 2, slowest running 6, boot left after it 14 (over
-	// RegisterTargets' 1); health checks 20; Verify 1.
-	if !near(r.LimitSeconds, 93) || r.CriticalBranch != BranchImage {
-		t.Errorf("limit %.3f s on the %s branch, want 93 s on the image branch; path %+v", r.LimitSeconds, r.CriticalBranch, r.Path)
+	// RegisterTargets' 1); health checks 10; Verify 1.
+	if !near(r.LimitSeconds, 83) || r.CriticalBranch != BranchImage {
+		t.Errorf("limit %.3f s on the %s branch, want 83 s on the image branch; path %+v", r.LimitSeconds, r.CriticalBranch, r.Path)
 	}
 	var names []string
 	for _, s := range r.Path {
 		names = append(names, s.Name)
 	}
 	want := []string{pipeline.Validate, pipeline.CreateSecurityGroups, pipeline.LaunchBase, "base instance running", "base user data done", "base instance stopped",
-		pipeline.CreateImage, "image available", pipeline.LaunchReplicas, "instances running (slowest)", "instances booted (slowest)", "targets healthy (2 checks, 10 s apart)", pipeline.Verify}
+		pipeline.CreateImage, "image available", pipeline.LaunchReplicas, "instances running (slowest)", "instances booted (slowest)", "targets healthy (2 checks, 5 s apart)", pipeline.Verify}
 	if !slices.Equal(names, want) {
 		t.Errorf("path %q, want %q", names, want)
 	}
-	if !near(r.RunSeconds, 105) || !near(r.Ratio, 105.0/93) {
-		t.Errorf("run %.3f s, ratio %.4f; want 105 s, %.4f", r.RunSeconds, r.Ratio, 105.0/93)
+	if !near(r.RunSeconds, 105) || !near(r.Ratio, 105.0/83) {
+		t.Errorf("run %.3f s, ratio %.4f; want 105 s, %.4f", r.RunSeconds, r.Ratio, 105.0/83)
 	}
 	for wait, want := range map[string]float64{
 		pipeline.WaitBaseStopped:        2.5,  // stopped at 3.35, noticed at 3.6
@@ -230,8 +230,8 @@ func TestAnalyzeLatencyRunLoadBalancerCritical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.CriticalBranch != BranchLoadBalancer || !near(r.LimitSeconds, 93-48+61) {
-		t.Errorf("limit %.3f s on the %s branch, want 106 s on the load balancer's", r.LimitSeconds, r.CriticalBranch)
+	if r.CriticalBranch != BranchLoadBalancer || !near(r.LimitSeconds, 83-48+61) {
+		t.Errorf("limit %.3f s on the %s branch, want 96 s on the load balancer's", r.LimitSeconds, r.CriticalBranch)
 	}
 	// Active at 6.25, after the ready check at 1.9 in this history: the slack is
 	// negative, which says the record and the history disagree, and is kept as is.
@@ -330,12 +330,12 @@ func TestRenderLatency(t *testing.T) {
 	doc := b.String()
 	for _, want := range []string{
 		"| replicas | seed | limit (s) | run (s) | ratio | slack BaseStopped (s) |",
-		"| 2 | 1 | 93 | 105 | 1.13 | 2.5 | 1.5 | 4.5 | 10.5 | ≤ 16.0 |",
-		"| 2 | 2 | 106 | 105 | 0.99 |",
-		// Medians: limits 93, 106, 93; load balancer slacks 4.5, -43.5, 6.5.
-		"| **2** | **median** | 93 | 105 | 1.13 | 2.5 | 1.5 | 4.5 | 10.5 | ≤ 16.0 |",
+		"| 2 | 1 | 83 | 105 | 1.27 | 2.5 | 1.5 | 4.5 | 10.5 | ≤ 16.0 |",
+		"| 2 | 2 | 96 | 105 | 1.09 |",
+		// Medians: limits 83, 96, 83; load balancer slacks 4.5, -43.5, 6.5.
+		"| **2** | **median** | 83 | 105 | 1.27 | 2.5 | 1.5 | 4.5 | 10.5 | ≤ 16.0 |",
 		"![timeline of one run under AWS's timing](benchmarks-timeline.svg)",
-		"| **limit** (image branch) | | **93.0** |",
+		"| **limit** (image branch) | | **83.0** |",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("no %q in\n%s", want, doc)
@@ -366,14 +366,14 @@ func TestLatencyOptions(t *testing.T) {
 			t.Errorf("time scale %g accepted", scale)
 		}
 	}
-	for scale, want := range map[float64]int{DefaultTimeScale: 1, 0.01: 1, 0.2: 3, 1: 15} {
-		in, err := latencyInput([]byte(`{"replicaCount":2,"poll":{"intervalSeconds":1,"maxPolls":{"imageAvailable":20}},"tags":{"trigger":"local"}}`), 50, scale)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w := `"poll":{"intervalSeconds":` + strconv.Itoa(want) + `}`; !strings.Contains(in, w) || !strings.Contains(in, `"replicaCount":50`) || !strings.Contains(in, `"trigger":"local"`) {
-			t.Errorf("scale %g: input %s, want %s", scale, in, w)
-		}
+	in, err := latencyInput([]byte(`{"replicaCount":2,"poll":{"intervalSeconds":1,"maxPolls":{"imageAvailable":20}},"tags":{"trigger":"local"}}`), 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The local input's fast polls are gone (the defaults, in AWS seconds, apply);
+	// the rest stays.
+	if strings.Contains(in, `"poll"`) || !strings.Contains(in, `"replicaCount":50`) || !strings.Contains(in, `"maxReplicas":50`) || !strings.Contains(in, `"trigger":"local"`) {
+		t.Errorf("input %s: want replicaCount and maxReplicas 50, the tags, and no poll", in)
 	}
 }
 

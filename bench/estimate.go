@@ -40,8 +40,8 @@ var Latencies = []Latency{
 		"https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_LoadBalancerState.html (provisioning, then active; no duration documented); 2–5 min is the usual range"},
 	{stReplicas, "instances running", 20, 60, "LaunchReplicas (and the base restarted) until every instance is running",
 		"assumption: pending to running for an EBS-backed t2.micro"},
-	{stHealthy, "targets healthy", 50, 120, "RegisterTargets until every target is healthy: the replicas finish booting and start httpd (30–60 s after running), then 2 consecutive successful checks 10 s apart (amifleet's target group: HealthyThresholdCount 2, interval 10 s), plus the initial check delay",
-		"https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html (HealthyThresholdCount, HealthCheckIntervalSeconds); internal/stages/load_balancer.go"},
+	{stHealthy, "targets healthy", 50, 120, "RegisterTargets until every target is healthy: the replicas finish booting and start httpd (30–60 s after running), then 2 consecutive successful checks 5 s apart (amifleet's target group: HealthyThresholdCount 2, interval 5 s), plus the initial check delay",
+		"https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateTargetGroup.html (HealthyThresholdCount, HealthCheckIntervalSeconds); internal/stages/create_load_balancer.go"},
 	{stVerify, "Verify", 1, 5, "Verify: 12 HTTP requests through the ALB, 5 s timeout each", "config default verify.requests 12"},
 }
 

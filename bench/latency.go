@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,9 +25,13 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
 
-// DefaultTimeScale runs AWS's timing 15 times faster: the default 15 s poll becomes
-// 1 s, the smallest a Wait state takes.
-const DefaultTimeScale = 1.0 / 15
+// DefaultTimeScale runs AWS's timing 4 times faster: the modelled changes, the
+// health checks, and the executions' Wait states and Retry intervals alike (the
+// local cloud scales them with a latency model on). What runs in local real time,
+// the Lambdas and the interpreter's transitions, reads 4 times longer in AWS
+// seconds: a 0.3 s check is 1.2 s of a wait's slack. A faster clock inflates them
+// more; a slower one makes the bench longer (a 6-minute AWS run takes 1.5 minutes).
+const DefaultTimeScale = 0.25
 
 // LatencyResults are part 6's figures.
 type LatencyResults struct {
@@ -78,23 +81,17 @@ func parseLatencyOptions(seeds, replicas string, scale float64) (LatencyOptions,
 	return o, nil
 }
 
-// scaledPollSeconds is the default poll interval on the scaled clock: 15 s × scale,
-// rounded, and at least 1 s (what a Wait state can take).
-func scaledPollSeconds(scale float64) int {
-	return max(1, int(math.Round(pipeline.DefaultPollIntervalSeconds*scale)))
-}
-
-// latencyInput is events/local-input.json with the replica count set and the poll
-// settings of the defaults on the scaled clock: the interval scaled, the maximum
-// polls the defaults' (so each wait's bound is the same in AWS seconds).
-func latencyInput(local []byte, replicas int, scale float64) (string, error) {
+// latencyInput is events/local-input.json with the replica count set and the
+// default poll settings (its own, for the local cloud without a model, removed):
+// the waits are AWS seconds, which the local cloud scales.
+func latencyInput(local []byte, replicas int) (string, error) {
 	var in map[string]any
 	if err := json.Unmarshal(local, &in); err != nil {
 		return "", fmt.Errorf("events/local-input.json: %w", err)
 	}
 	in["replicaCount"] = replicas
 	in["maxReplicas"] = max(replicas, pipeline.DefaultMaxReplicas)
-	in["poll"] = map[string]any{"intervalSeconds": scaledPollSeconds(scale)}
+	delete(in, "poll")
 	b, err := json.Marshal(in)
 	return string(b), err
 }
@@ -122,7 +119,7 @@ func measureLatency(ctx context.Context, root string, o LatencyOptions, lenient 
 	defer c.Down()
 	res := &LatencyResults{Measured: time.Now().UTC(), TimeScale: o.TimeScale, Parallel: branches,
 		ImageBranch: branches.branchOf(stateOf(tasks, pipeline.CreateImage)), ALBBranch: branches.branchOf(stateOf(tasks, pipeline.CreateLoadBalancer))}
-	if res.Input, err = latencyInput(local, 2, o.TimeScale); err != nil {
+	if res.Input, err = latencyInput(local, 2); err != nil {
 		return nil, err
 	}
 	sfnc := sfn.NewFromConfig(c.DirectConfig(c.Region))
@@ -131,7 +128,7 @@ func measureLatency(ctx context.Context, root string, o LatencyOptions, lenient 
 			return res, err
 		}
 		for _, n := range o.Replicas {
-			input, err := latencyInput(local, n, o.TimeScale)
+			input, err := latencyInput(local, n)
 			if err != nil {
 				return res, err
 			}
@@ -207,6 +204,15 @@ func medianSlack(runs []LatencyRun, wait string) WaitSlack {
 	return out
 }
 
+// firstWaits says each wait's first wait: "baseStopped 45 s, ...".
+func firstWaits(p pipeline.PollConfig) string {
+	var out []string
+	for _, w := range pipeline.Waits {
+		out = append(out, fmt.Sprintf("%s %d s", w.Key(), p.WaitAfter(w.Name, 1)))
+	}
+	return strings.Join(out, ", ")
+}
+
 func renderLatency(w func(string, ...any), l *LatencyResults, ganttRef string) {
 	w("\n## 6. Under AWS's timing: amifleet against the physical limit (*measured* on a scaled clock)\n\n")
 	if l == nil || len(l.Runs) == 0 {
@@ -214,7 +220,8 @@ func renderLatency(w func(string, ...any), l *LatencyResults, ganttRef string) {
 		return
 	}
 	w("Measured %s UTC. The local cloud makes every modelled state change visible only after a duration drawn from AWS's timing (docs/latency-model.md; the seed makes the draws repeatable), on a clock %g times AWS's. ", l.Measured.Format("2006-01-02 15:04"), l.TimeScale)
-	w("The input is the default's poll settings on that clock (`poll.intervalSeconds` %d, i.e. %.0f AWS seconds; the default `maxPolls`):\n\n```json\n%s\n```\n\n", scaledPollSeconds(l.TimeScale), float64(scaledPollSeconds(l.TimeScale))/l.TimeScale, l.Input)
+	d := pipeline.DefaultConfig().Poll
+	w("The executions' Wait states and Retry intervals run on the same clock, so the input keeps the default poll settings, in AWS seconds: each wait checks at once, then after its first wait (`poll.firstWaitSeconds` %s), then every %d s (`poll.intervalSeconds`). The input:\n\n```json\n%s\n```\n\n", firstWaits(d), d.IntervalSeconds, l.Input)
 	w("All figures are AWS seconds: local time / %g. ", l.TimeScale)
 	w("*Limit* is the run's physical limit, its critical path with no poll slack: Validate and CreateSecurityGroups; then the longer of the image branch (LaunchBase, with its RunInstances answer; the base instance running, its user data done, stopped; CreateImage; the image available) and the load balancer branch (CreateLoadBalancer, with its target group's and listener's answers; the load balancer active); ")
 	w("then LaunchReplicas (with its RunInstances answers) and its slowest instance running, then the longer of that instance's boot and RegisterTargets; then the health checks' minimum (%d checks %d s apart, the target group's settings); then Verify. ", targetHealthyThreshold, targetHealthIntervalSeconds)

@@ -56,7 +56,7 @@ func main() {
 		logPath     = flag.String("log", "", "where builds, the CDK CLI, moto and the functions write (default: a temporary file)")
 		latSeeds    = flag.String("latency-seeds", "1,2,3,4,5", "the latency part's seeds of localcloud.AWSLatency (comma-separated)")
 		latReplicas = flag.String("latency-replicas", "2,50", "the latency part's replica counts")
-		timeScale   = flag.Float64("time-scale", DefaultTimeScale, "the latency part's local seconds per AWS second (poll.intervalSeconds is scaled with it)")
+		timeScale   = flag.Float64("time-scale", DefaultTimeScale, "the latency part's local seconds per AWS second (the executions' waits are scaled with it)")
 	)
 	flag.StringVar(&lenient, "lenient", "", "strict checks of the local cloud to turn off (iam, offerings, quota, tokens, consistency, eni, or all)")
 	flag.Parse()

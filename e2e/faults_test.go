@@ -114,7 +114,8 @@ func TestFaults(t *testing.T) {
 		clearFaults(t)
 		lc.Gateway.FailBoots(2)
 		e := start(t, primary, "e2e-replicas-never-serve", localInput(t, map[string]any{
-			"poll": map[string]any{"intervalSeconds": 1, "maxPolls": map[string]any{"targetsHealthy": 8}}})).wait(t)
+			"poll": map[string]any{"firstWaitSeconds": map[string]any{"baseStopped": 1, "imageAvailable": 1, "loadBalancerActive": 1, "instancesRunning": 1, "targetsHealthy": 1, "cleanupDone": 1},
+				"intervalSeconds": 1, "maxPolls": map[string]any{"targetsHealthy": 8}}})).wait(t)
 		if e.desc.Status != sfntypes.ExecutionStatusFailed {
 			t.Fatalf("%s, want FAILED", e.desc.Status)
 		}

@@ -121,7 +121,9 @@ var (
 //   - every loop passes through a Choice rule that leaves the loop when
 //     $.polls.<key>.attempts NumericGreaterThanEqualsPath $.config.poll.maxPolls.<key>,
 //     and through a Wait with SecondsPath: no loop is unbounded or busy.
-//   - states keep the names of pipeline.Functions and pipeline.Waits (names.go).
+//   - states keep the names of pipeline.Functions and pipeline.Waits (names.go); a
+//     wait loop starts with its check, and its Wait waits what the check said
+//     ($.polls.<key>.waitSeconds).
 //   - a definition still to be rendered (one with placeholders) names no partition:
 //     its ARNs read arn:${Partition}:..., never arn:aws:... (nor aws-cn, aws-us-gov),
 //     so that it deploys in every partition. A rendered one carries its deployment's.
@@ -267,6 +269,7 @@ func (c *checker) scope(where string, m machine) {
 
 	c.loops(where, m.States, edges)
 	c.failurePath(where, m.States, edges)
+	c.waitEntries(where, names, reverse)
 }
 
 // KeepChoice is the Choice every failure of the Pipeline goes to, before Cleanup:

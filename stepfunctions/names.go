@@ -13,7 +13,9 @@ import (
 //   - a wait's Choice, the Choice that bounds $.polls.<key>, is the wait's ChoiceState,
 //     for a key of pipeline.Waits; it goes on when $.polls.<key>.ready, gives up to the
 //     wait's TimedOutState, and otherwise goes back to its WaitState;
-//   - a wait's Wait state goes on to the wait's check function's Task;
+//   - a wait's Wait state goes on to the wait's check function's Task, and waits as
+//     long as the last check said ($.polls.<key>.waitSeconds: the check alone
+//     decides, from config.poll, how long to let the resource go);
 //   - a Pass state that records an error writes it at $.errors.<its own name>.
 func (c *checker) names(where, name string, s *state, states map[string]*state) {
 	switch s.Type {
@@ -28,8 +30,15 @@ func (c *checker) names(where, name string, s *state, states map[string]*state) 
 	case "Choice":
 		c.waitChoice(where, name, s, states)
 	case "Wait":
-		if w, ok := waitOfState(name); ok && s.Next != w.Check {
+		w, ok := waitOfState(name)
+		if !ok {
+			return
+		}
+		if s.Next != w.Check {
 			c.add(where, name, fmt.Sprintf("goes to %q; the %s wait's Wait goes to its check, %q", s.Next, w.Name, w.Check))
+		}
+		if want := "$.polls." + w.Key() + ".waitSeconds"; s.SecondsPath != want {
+			c.add(where, name, fmt.Sprintf("has SecondsPath %q; the %s wait waits what its last check said, %q", s.SecondsPath, w.Name, want))
 		}
 	case "Pass":
 		if len(s.ResultPath) > 0 && strings.HasPrefix(string(s.ResultPath), `"$.errors.`) {
@@ -80,6 +89,23 @@ func (c *checker) waitChoice(where, name string, s *state, states map[string]*st
 	}
 	if _, ok := states[w.Check]; !ok {
 		c.add(where, name, fmt.Sprintf("the %s wait's check %q is not a state here", w.Name, w.Check))
+	}
+}
+
+// waitEntries checks that only a wait's own Choice goes to its Wait state: a loop
+// starts with its check, the only state that writes $.polls.<key>.waitSeconds,
+// which the Wait reads (entered first, it would fail the run with States.Runtime).
+func (c *checker) waitEntries(where string, names []string, reverse map[string][]string) {
+	for _, name := range names {
+		w, ok := waitOfState(name)
+		if !ok {
+			continue
+		}
+		for _, from := range reverse[name] {
+			if from != w.ChoiceState() {
+				c.add(where, from, fmt.Sprintf("goes to %q: the %s wait starts with its check, %q, which says how long its Wait waits", name, w.Name, w.Check))
+			}
+		}
 	}
 }
 

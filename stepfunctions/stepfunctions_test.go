@@ -538,6 +538,20 @@ func TestLintRejects(t *testing.T) {
 			want: `state "InstancesRunning?": bounds $.polls.instancesUp, which is not the key of a wait in pipeline.Waits`,
 		},
 		{
+			name: "a wait that ignores what its check said",
+			mutate: func(s map[string]any) {
+				branchState(s, 0, "WaitImageAvailable")["SecondsPath"] = "$.config.poll.intervalSeconds"
+			},
+			want: `state "BuildImageAndLoadBalancer" branch 1: state "WaitImageAvailable": has SecondsPath "$.config.poll.intervalSeconds"; the ImageAvailable wait waits what its last check said, "$.polls.imageAvailable.waitSeconds"`,
+		},
+		{
+			name: "a loop entered at its Wait",
+			mutate: func(s map[string]any) {
+				st(s, "RegisterTargets")["Next"] = "WaitTargetsHealthy"
+			},
+			want: `state "RegisterTargets": goes to "WaitTargetsHealthy": the TargetsHealthy wait starts with its check, "CheckTargetsHealthy", which says how long its Wait waits`,
+		},
+		{
 			name: "a timed-out wait recorded under another name",
 			mutate: func(s map[string]any) {
 				st(s, "InstancesRunningTimedOut")["ResultPath"] = "$.errors.WaitInstancesRunning"

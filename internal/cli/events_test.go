@@ -41,6 +41,10 @@ func TestEventInputs(t *testing.T) {
 				if n := c.Poll.MaxPolls.Of(w.Name); n < 10 || n > 60 {
 					t.Errorf("poll.maxPolls.%s %d: want 10..60", w.Key(), n)
 				}
+				// The defaults' first waits are for AWS's minutes.
+				if first := c.Poll.WaitAfter(w.Name, 1); first != 1 {
+					t.Errorf("poll.firstWaitSeconds.%s %d: want 1", w.Key(), first)
+				}
 			}
 		}},
 	}

@@ -53,7 +53,10 @@ type Options struct {
 	Python string
 	// GuestOSDelay: see GatewayOptions (default 2 s).
 	GuestOSDelay time.Duration
-	// TimeScale and Latency: see GatewayOptions (default 0.1, and no model).
+	// TimeScale and Latency: see GatewayOptions (default 0.1, and no model). With a
+	// model, the executions' Wait states and Retry intervals run on the same
+	// scaled clock (MotoOptions.WaitScale): the pipeline's waits are AWS seconds,
+	// like the model's durations. Without one they last what they say.
 	TimeScale float64
 	Latency   *LatencyModel
 	// OnLoadBalancer: see GatewayOptions.
@@ -64,6 +67,17 @@ type Options struct {
 	// VCPULimit, when above 0, replaces DefaultVCPULimit (a fleet bigger than the
 	// default quota: as a user asks AWS for an increase).
 	VCPULimit int
+}
+
+// waitScale is MotoOptions.WaitScale: the time scale with a latency model, else 1.
+func (o Options) waitScale() float64 {
+	switch {
+	case o.Latency == nil:
+		return 1
+	case o.TimeScale > 0:
+		return o.TimeScale
+	}
+	return defaultTimeScale
 }
 
 // Timings says how long Up's steps took.
@@ -180,7 +194,7 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	t := time.Now()
-	c.Moto, err = StartMoto(ctx, MotoOptions{LambdaPort: port, LogWriter: logw, Python: opts.Python})
+	c.Moto, err = StartMoto(ctx, MotoOptions{LambdaPort: port, LogWriter: logw, Python: opts.Python, WaitScale: opts.waitScale()})
 	if err != nil {
 		ln.Close()
 		return c, err

@@ -34,6 +34,10 @@ import (
 // take a free port.
 const DefaultGatewayPort = 4566
 
+// defaultTimeScale is GatewayOptions.TimeScale when unset: AWS's durations 10 times
+// faster.
+const defaultTimeScale = 0.1
+
 // GatewayOptions configures NewGateway.
 type GatewayOptions struct {
 	// Upstream is moto's endpoint, for example http://localhost:5000.
@@ -59,7 +63,7 @@ type GatewayOptions struct {
 	// GuestOSDelay is how long after RunInstances a base instance launched with
 	// amifleet's user data is stopped (default 2 s).
 	GuestOSDelay time.Duration
-	// TimeScale turns AWS's durations into local ones for the data plane: a target
+	// TimeScale (in (0, 1]) turns AWS's durations into local ones for the data plane: a target
 	// group's 10 s health check interval runs every 10 s × TimeScale (default 0.1).
 	TimeScale float64
 	// UserAddress is the public address of the person running the local cloud, as a
@@ -144,7 +148,7 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 		opts.GuestOSDelay = 2 * time.Second
 	}
 	if opts.TimeScale <= 0 {
-		opts.TimeScale = 0.1
+		opts.TimeScale = defaultTimeScale
 	}
 	if opts.UserAddress == "" {
 		opts.UserAddress = DefaultUserAddress

@@ -50,6 +50,10 @@ type MotoOptions struct {
 	LambdaPort int
 	// LogWriter gets the server's output (its request log); nil discards it.
 	LogWriter io.Writer
+	// WaitScale, in (0, 1], makes executions' Wait states and Retry intervals last
+	// their seconds × WaitScale, on the clock of a latency model (0 means 1: as
+	// written).
+	WaitScale float64
 	// Python is the interpreter that has moto installed; empty means pythonOr's choice:
 	// $AMIFLEET_PYTHON, the repository's .venv/, python3.
 	Python string
@@ -78,7 +82,12 @@ func StartMoto(ctx context.Context, opts MotoOptions) (*Moto, error) {
 		logw = io.Discard
 	}
 
-	cmd := exec.Command(python, "-c", motoLauncher, "--host", "127.0.0.1", "--port", strconv.Itoa(opts.Port))
+	scale := opts.WaitScale
+	if scale == 0 {
+		scale = 1
+	}
+	cmd := exec.Command(python, "-c", motoLauncher, "--host", "127.0.0.1", "--port", strconv.Itoa(opts.Port),
+		"--wait-scale", strconv.FormatFloat(scale, 'g', -1, 64))
 	cmd.Env = motoEnv(os.Environ(), opts.LambdaPort)
 	// Own process group, so that Stop ends moto and anything it started; and killed
 	// with us if this process dies before calling Stop.

@@ -129,6 +129,38 @@ def workaround_moto_issue_10076():
     StateTaskServiceSfn._normalise_parameters = normalise_lower_camel
 
 
+def scale_waits(scale):
+    """Executions wait on the local cloud's scaled clock (not a moto bug).
+
+    With a latency model, AWS's durations pass at `scale` local seconds per AWS
+    second (localcloud's TimeScale); the definitions' Wait states and Retry
+    intervals are AWS seconds too, so they wait that much less. A Wait's seconds
+    are whole in ASL: scaled, they need not be, so a 5 s Wait at 0.2 waits 1 s
+    here, as 5 s of AWS time. Done by deadline, so that an unrelated wake-up of
+    the execution's event does not end the wait early.
+    """
+    if scale == 1:
+        return
+    import time
+    import types
+
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
+
+    def wait_interval(self, env, wait_seconds):
+        deadline = time.monotonic() + wait_seconds * scale
+        while env.is_running():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            env.program_state_event.wait(left)
+
+    WaitFunction._wait_interval = wait_interval
+    retrier_decl.time = types.SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale))
+
+
 def serve(host, port):
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
@@ -147,7 +179,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--wait-scale", type=float, default=1.0,
+                        help="local seconds per second of a Wait state or a Retry interval")
     args = parser.parse_args()
+    if not 0 < args.wait_scale <= 1:
+        sys.exit(f"--wait-scale {args.wait_scale}: must be in (0, 1]")
 
     def stop(signum, frame):
         sys.exit(0)
@@ -161,6 +197,7 @@ def main():
     workaround_cloudformation_backends()
     workaround_create_image_snapshot_tags()
     workaround_moto_issue_10076()
+    scale_waits(args.wait_scale)
     serve(args.host, args.port)
 
 

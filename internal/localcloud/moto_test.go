@@ -344,3 +344,61 @@ func TestParseListening(t *testing.T) {
 		}
 	}
 }
+
+// TestMotoWaitScale runs an execution whose Wait (40 s, from the input) and Retry
+// interval (20 s) are AWS seconds on a clock 20 times faster: it ends in about 3 s,
+// having waited both, where moto's own interpreter would take a minute.
+func TestMotoWaitScale(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var log syncBuffer
+	m, err := StartMoto(ctx, MotoOptions{LogWriter: &log, WaitScale: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := m.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("moto's log:\n%s", log.String())
+		}
+	}()
+	client := sfn.NewFromConfig(AWSConfig(m.Endpoint(), "us-east-1"))
+	const def = `{"StartAt":"Wait","States":{
+		"Wait":{"Type":"Wait","SecondsPath":"$.seconds","Next":"Try"},
+		"Try":{"Type":"Parallel","Branches":[{"StartAt":"Fail","States":{"Fail":{"Type":"Fail","Error":"Again"}}}],
+			"Retry":[{"ErrorEquals":["Again"],"IntervalSeconds":20,"MaxAttempts":1}],"End":true}}}`
+	sm, err := client.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+		Name:       aws.String("amifleet-wait-scale"),
+		RoleArn:    aws.String("arn:aws:iam::123456789012:role/amifleet-moto-test"),
+		Definition: aws.String(def),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ex, err := client.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: sm.StateMachineArn, Input: aws.String(`{"seconds":40}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out *sfn.DescribeExecutionOutput
+	for i := 0; i < 400; i++ { // 20 s at most, a third of the unscaled minute
+		if out, err = client.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: ex.ExecutionArn}); err != nil {
+			t.Fatal(err)
+		}
+		if out.Status != sfntypes.ExecutionStatusRunning {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if out.Status != sfntypes.ExecutionStatusFailed || aws.ToString(out.Error) != "Again" {
+		t.Fatalf("execution %s %s after %s; want FAILED with Again (retried once) within 20 s", out.Status, aws.ToString(out.Error), took)
+	}
+	// 40 s × 0.05 + 20 s × 0.05 = 3 s: both waits were kept, shortened.
+	if took < 2500*time.Millisecond {
+		t.Errorf("ended after %s: the Wait and the Retry (3 s scaled) were not waited", took)
+	}
+	t.Logf("40 s Wait + 20 s Retry at scale 0.05: %s", took.Round(time.Millisecond))
+}

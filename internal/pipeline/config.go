@@ -52,18 +52,44 @@ type Config struct {
 	KeepOnFailure bool `json:"keepOnFailure,omitempty"`
 }
 
-// PollConfig sets every Wait + check + Choice loop.
+// PollConfig sets every check + Choice + Wait loop. A loop checks at once, when the
+// stage before it has started the change, then waits FirstWaitSeconds (near the
+// soonest AWS is usually done), then checks every IntervalSeconds until the
+// resource is ready or MaxPolls checks have said no. Each check writes the wait
+// before the next one into its answer ($.polls.<key>.waitSeconds, the Wait
+// state's SecondsPath): see WaitAfter.
 type PollConfig struct {
-	// IntervalSeconds between two checks (the Wait states' SecondsPath).
+	// FirstWaitSeconds is each loop's wait after its first check.
+	FirstWaitSeconds PerWait `json:"firstWaitSeconds"`
+	// IntervalSeconds is the wait between the later checks.
 	IntervalSeconds int `json:"intervalSeconds,omitempty"`
 	// MaxPolls bounds each loop; a wait that is not ready after that many checks fails
 	// with WaitTimedOutError.
-	MaxPolls MaxPolls `json:"maxPolls"`
+	MaxPolls PerWait `json:"maxPolls"`
 }
 
-// MaxPolls is the bound of each wait loop, in checks: one field per entry of Waits,
-// named after the wait, its JSON name the wait's Key.
-type MaxPolls struct {
+// WaitAfter is how long the named wait waits after its attempts-th check: its first
+// wait after the first check, the interval after the others.
+func (p PollConfig) WaitAfter(wait string, attempts int) int {
+	if first := p.FirstWaitSeconds.Of(wait); attempts <= 1 && first > 0 {
+		return first
+	}
+	return p.IntervalSeconds
+}
+
+// WaitBound is the longest the named wait can take, in seconds: from its first check
+// to its last (the MaxPolls-th), the waits between them.
+func (p PollConfig) WaitBound(wait string) int {
+	n := p.MaxPolls.Of(wait)
+	if n <= 1 {
+		return 0
+	}
+	return p.WaitAfter(wait, 1) + (n-2)*p.IntervalSeconds
+}
+
+// PerWait is one number for each wait loop: one field per entry of Waits, named after
+// the wait, its JSON name the wait's Key.
+type PerWait struct {
 	BaseStopped        int `json:"baseStopped,omitempty"`
 	ImageAvailable     int `json:"imageAvailable,omitempty"`
 	LoadBalancerActive int `json:"loadBalancerActive,omitempty"`
@@ -72,8 +98,8 @@ type MaxPolls struct {
 	CleanupDone        int `json:"cleanupDone,omitempty"`
 }
 
-// Of is the bound of the named wait (0 for an unknown wait).
-func (m MaxPolls) Of(wait string) int {
+// Of is the named wait's number (0 for an unknown wait).
+func (m PerWait) Of(wait string) int {
 	switch wait {
 	case WaitBaseStopped:
 		return m.BaseStopped

@@ -14,7 +14,9 @@ const (
 	// HostnamePlaceholder is replaced, at every boot, by the instance's own hostname.
 	HostnamePlaceholder = "{hostname}"
 
-	DefaultPollIntervalSeconds = 15
+	// DefaultPollIntervalSeconds is the wait between a loop's checks after its first
+	// wait: a resource's change is noticed 2.5 s after it at the median.
+	DefaultPollIntervalSeconds = 5
 	DefaultVerifyRequests      = 12
 	DefaultVerifyTimeout       = 5
 
@@ -41,17 +43,33 @@ func DefaultConfig() Config {
 		KeepBaseInstance: &keepBase,
 		PageTemplate:     DefaultPageTemplate,
 		Poll: PollConfig{
+			// Each first wait is a little under the soonest AWS is usually done
+			// (docs/latency-model.md: the base instance's boot, user data and
+			// poweroff; the image's snapshot; the load balancer's provisioning; the
+			// replicas' start; their boot and two health checks; Cleanup's
+			// terminations), so that the checks every IntervalSeconds after it
+			// notice the change within 5 s, without a poll spent in the minutes
+			// before it could have happened.
+			FirstWaitSeconds: PerWait{
+				BaseStopped:        45,
+				ImageAvailable:     150,
+				LoadBalancerActive: 120,
+				InstancesRunning:   5,
+				TargetsHealthy:     20,
+				CleanupDone:        30,
+			},
 			IntervalSeconds: DefaultPollIntervalSeconds,
-			// With 15 s between polls: base provisioned within 15 min, image within
-			// 30 min, ALB within 15 min, instances running within 10 min, targets
-			// healthy within 15 min, cleanup's deletes within 20 min.
-			MaxPolls: MaxPolls{
-				BaseStopped:        60,
-				ImageAvailable:     120,
-				LoadBalancerActive: 60,
-				InstancesRunning:   40,
-				TargetsHealthy:     60,
-				CleanupDone:        80,
+			// With those: the base instance stopped within 15 min, the image
+			// within 30 min, the load balancer within 15 min, the instances running
+			// within 10 min, the targets healthy within 15 min, Cleanup's deletes
+			// within 20 min (PollConfig.WaitBound; a test holds them to these).
+			MaxPolls: PerWait{
+				BaseStopped:        173,
+				ImageAvailable:     332,
+				LoadBalancerActive: 158,
+				InstancesRunning:   121,
+				TargetsHealthy:     178,
+				CleanupDone:        236,
 			},
 		},
 		Verify: VerifyConfig{

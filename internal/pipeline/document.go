@@ -213,6 +213,9 @@ type PollResult struct {
 	// Attempts counts the polls so far, this one included. Cleanup does not count
 	// the clean looks that only wait out a create still in flight (CleanSince).
 	Attempts int `json:"attempts"`
+	// WaitSeconds is how long the loop waits before its next check
+	// (config.poll.WaitAfter): the Wait state's SecondsPath.
+	WaitSeconds int `json:"waitSeconds"`
 	// CleanSince is Cleanup's: when the first of its clean looks in a row was made.
 	// It is done once a clean look comes late enough after it.
 	CleanSince *time.Time `json:"cleanSince,omitempty"`

@@ -39,8 +39,9 @@ const (
 	// MaxPageTemplateBytes: the page travels inside the user data, which EC2 caps
 	// at 16 KB, beside the provisioning script.
 	MaxPageTemplateBytes = 4096
-	// MaxPollIntervalSeconds: a longer interval notices a ready resource so late
-	// that the run is better started again.
+	// MaxPollIntervalSeconds bounds intervalSeconds and each firstWaitSeconds: a
+	// longer wait notices a ready resource so late that the run is better started
+	// again.
 	MaxPollIntervalSeconds = 3600
 	// MaxWaitSeconds bounds each wait (maxPolls × intervalSeconds): nothing the
 	// pipeline waits for takes a day when it works.
@@ -326,7 +327,11 @@ func (c Config) validatePoll() error {
 	}
 	total := 0
 	for _, w := range Waits {
-		key, polls := w.Key(), c.Poll.MaxPolls.Of(w.Name)
+		key := w.Key()
+		if first := c.Poll.FirstWaitSeconds.Of(w.Name); first < 0 || first > MaxPollIntervalSeconds {
+			return bad("poll.firstWaitSeconds."+key, "must be 0 (the interval, %d s) to %d, got %d", interval, MaxPollIntervalSeconds, first)
+		}
+		polls := c.Poll.MaxPolls.Of(w.Name)
 		f := "poll.maxPolls." + key
 		if polls < 1 {
 			return bad(f, "the %s wait (%d polls of %d s) is shorter than one poll; set at least 1", key, polls, interval)

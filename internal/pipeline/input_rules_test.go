@@ -71,7 +71,10 @@ var ruleInputs = []badInput{
 	{"page with a NUL", `{"pageTemplate": "{hostname}\u0000"}`, "pageTemplate", "NUL"},
 	{"poll interval zero", `{"poll": {"intervalSeconds": 0}}`, "poll.intervalSeconds", "1 to 3600, got 0"},
 	{"poll interval over an hour", `{"poll": {"intervalSeconds": 3601}}`, "poll.intervalSeconds", "1 to 3600"},
-	{"image wait shorter than a poll", `{"poll": {"maxPolls": {"imageAvailable": 0}}}`, "poll.maxPolls.imageAvailable", "the imageAvailable wait (0 polls of 15 s) is shorter than one poll"},
+	{"negative first wait", `{"poll": {"firstWaitSeconds": {"loadBalancerActive": -1}}}`, "poll.firstWaitSeconds.loadBalancerActive", "got -1"},
+	{"first wait over an hour", `{"poll": {"firstWaitSeconds": {"imageAvailable": 3601}}}`, "poll.firstWaitSeconds.imageAvailable", "to 3600, got 3601"},
+	{"first wait of an unknown wait", `{"poll": {"firstWaitSeconds": {"imageReady": 10}}}`, "poll.firstWaitSeconds.imageReady", "unknown"},
+	{"image wait shorter than a poll", `{"poll": {"maxPolls": {"imageAvailable": 0}}}`, "poll.maxPolls.imageAvailable", "the imageAvailable wait (0 polls of 5 s) is shorter than one poll"},
 	{"negative cleanup polls", `{"poll": {"maxPolls": {"cleanupDone": -5}}}`, "poll.maxPolls.cleanupDone", "shorter than one poll"},
 	{"image wait over a day", `{"poll": {"intervalSeconds": 60, "maxPolls": {"imageAvailable": 1441}}}`, "poll.maxPolls.imageAvailable", "longer than 24 hours"},
 	{"image wait that would overflow", `{"poll": {"maxPolls": {"imageAvailable": 9223372036854775807}}}`, "poll.maxPolls.imageAvailable", "longer than 24 hours"},
@@ -155,8 +158,8 @@ func TestDefaultConfig(t *testing.T) {
 		{"sshCidrs", len(d.SSHCIDRs), 0},
 		{"keepBaseInstance", *d.KeepBaseInstance, true},
 		{"pageTemplate", d.PageTemplate, "<h1>Hola desde el EC2: {hostname}</h1>"},
-		{"poll.intervalSeconds", d.Poll.IntervalSeconds, 15},
-		{"poll.maxPolls", d.Poll.MaxPolls, pipeline.MaxPolls{BaseStopped: 60, ImageAvailable: 120, LoadBalancerActive: 60, InstancesRunning: 40, TargetsHealthy: 60, CleanupDone: 80}},
+		{"poll.intervalSeconds", d.Poll.IntervalSeconds, 5},
+		{"poll.firstWaitSeconds", d.Poll.FirstWaitSeconds, pipeline.PerWait{BaseStopped: 45, ImageAvailable: 150, LoadBalancerActive: 120, InstancesRunning: 5, TargetsHealthy: 20, CleanupDone: 30}},
 		{"verify", d.Verify, pipeline.VerifyConfig{Requests: 12, TimeoutSeconds: 5}},
 		{"fleet size", d.FleetSize(), 3},
 	}
@@ -165,8 +168,14 @@ func TestDefaultConfig(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
 		}
 	}
-	if got := d.Poll.MaxPolls.ImageAvailable * d.Poll.IntervalSeconds; got != 30*60 {
-		t.Errorf("default image wait = %d s, want 30 minutes", got)
+	// Each wait's bound, from its first check to its last, in minutes.
+	for wait, minutes := range map[string]int{
+		pipeline.WaitBaseStopped: 15, pipeline.WaitImageAvailable: 30, pipeline.WaitLoadBalancerActive: 15,
+		pipeline.WaitInstancesRunning: 10, pipeline.WaitTargetsHealthy: 15, pipeline.WaitCleanupDone: 20,
+	} {
+		if got := d.Poll.WaitBound(wait); got != minutes*60 {
+			t.Errorf("default %s wait = %d s, want %d minutes", wait, got, minutes)
+		}
 	}
 	if err := d.Validate(); err != nil {
 		t.Errorf("the defaults do not validate: %v", err)
@@ -278,5 +287,37 @@ func TestValidateZeroConfig(t *testing.T) {
 	var bad *pipeline.BadInputError
 	if !errors.As(err, &bad) || bad.Field != "instanceType" {
 		t.Fatalf("Config{}.Validate() = %v, want a BadInputError on instanceType", err)
+	}
+}
+
+// A loop waits its first wait after its first check, the interval after the others
+// (the interval too when no first wait is set); its bound adds them up to the last
+// check.
+func TestWaitAfter(t *testing.T) {
+	p := pipeline.PollConfig{
+		FirstWaitSeconds: pipeline.PerWait{ImageAvailable: 150},
+		IntervalSeconds:  5,
+		MaxPolls:         pipeline.PerWait{ImageAvailable: 4, BaseStopped: 3, CleanupDone: 1},
+	}
+	for _, c := range []struct {
+		wait     string
+		attempts int
+		want     int
+	}{
+		{pipeline.WaitImageAvailable, 1, 150},
+		{pipeline.WaitImageAvailable, 2, 5},
+		{pipeline.WaitImageAvailable, 40, 5},
+		{pipeline.WaitBaseStopped, 1, 5},
+		{"NoSuchWait", 1, 5},
+	} {
+		if got := p.WaitAfter(c.wait, c.attempts); got != c.want {
+			t.Errorf("WaitAfter(%s, %d) = %d, want %d", c.wait, c.attempts, got, c.want)
+		}
+	}
+	// Checks at 0, 150, 155, 160: the fourth and last 160 s after the first.
+	for wait, want := range map[string]int{pipeline.WaitImageAvailable: 160, pipeline.WaitBaseStopped: 10, pipeline.WaitCleanupDone: 0} {
+		if got := p.WaitBound(wait); got != want {
+			t.Errorf("WaitBound(%s) = %d, want %d", wait, got, want)
+		}
 	}
 }

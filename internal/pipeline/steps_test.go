@@ -33,7 +33,7 @@ func TestPollKeysAreTheWaits(t *testing.T) {
 	for _, w := range pipeline.Waits {
 		keys = append(keys, w.Key())
 	}
-	for _, typ := range []reflect.Type{reflect.TypeFor[pipeline.Polls](), reflect.TypeFor[pipeline.MaxPolls]()} {
+	for _, typ := range []reflect.Type{reflect.TypeFor[pipeline.Polls](), reflect.TypeFor[pipeline.PerWait]()} {
 		var fields []string
 		for f := range typ.Fields() {
 			fields = append(fields, strings.Split(f.Tag.Get("json"), ",")[0])
@@ -52,7 +52,7 @@ func TestPollKeysAreTheWaits(t *testing.T) {
 		if p.Of(w.Name).Attempts != i+1 {
 			t.Errorf("Polls.Of(%s) = %+v", w.Name, p.Of(w.Name))
 		}
-		m := pipeline.MaxPolls{}
+		m := pipeline.PerWait{}
 		reflect.ValueOf(&m).Elem().FieldByName(w.Name).SetInt(int64(10 + i))
 		if m.Of(w.Name) != 10+i {
 			t.Errorf("MaxPolls.Of(%s) = %d; want %d", w.Name, m.Of(w.Name), 10+i)

@@ -20,19 +20,22 @@ func TestCheckLoadBalancer(t *testing.T) {
 		wantFail bool
 	}{
 		{name: "provisioning, first poll", state: "provisioning",
-			want: &pipeline.PollResult{State: "provisioning", Reason: "load balancer is provisioning", Attempts: 1}},
+			want: &pipeline.PollResult{State: "provisioning", Reason: "load balancer is provisioning", Attempts: 1, WaitSeconds: 120}},
 		{name: "provisioning counts the polls", state: "provisioning", prev: &pipeline.PollResult{State: "provisioning", Attempts: 7},
-			want: &pipeline.PollResult{State: "provisioning", Reason: "load balancer is provisioning", Attempts: 8}},
+			want: &pipeline.PollResult{State: "provisioning", Reason: "load balancer is provisioning", Attempts: 8, WaitSeconds: 5}},
 		{name: "active_impaired is not ready", state: "active_impaired",
-			want: &pipeline.PollResult{State: "active_impaired", Reason: "load balancer is active_impaired", Attempts: 1}},
+			want: &pipeline.PollResult{State: "active_impaired", Reason: "load balancer is active_impaired", Attempts: 1, WaitSeconds: 120}},
 		{name: "active is ready", state: "active", prev: &pipeline.PollResult{State: "provisioning", Attempts: 2},
-			want: &pipeline.PollResult{Ready: true, State: "active", Reason: "load balancer is active", Attempts: 3}},
+			want: &pipeline.PollResult{Ready: true, State: "active", Reason: "load balancer is active", Attempts: 3, WaitSeconds: 5}},
 		{name: "failed is a resource failure", state: "failed", wantFail: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, doc := lbFixture(t)
 			doc = createdLB(t, c, doc)
+			// The default waits: the first check asks for the first wait
+			// (firstWaitSeconds.loadBalancerActive), the later ones the interval.
+			doc.Config.Poll = pipeline.DefaultConfig().Poll
 			arn := doc.Resources.LoadBalancer.LoadBalancerARN
 			c.setLoadBalancerState(arn, tc.state)
 			if tc.prev != nil {

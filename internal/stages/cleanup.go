@@ -96,6 +96,7 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	if len(remaining) == 0 && len(errs) == 0 {
 		s.settle(doc, prev, poll)
 	}
+	poll.WaitSeconds = doc.Config.Poll.WaitAfter(pipeline.WaitCleanupDone, poll.Attempts)
 	if doc.Polls == nil {
 		doc.Polls = &pipeline.Polls{}
 	}

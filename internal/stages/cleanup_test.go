@@ -153,19 +153,21 @@ func TestCleanupFillsDefaultsAndCountsPolls(t *testing.T) {
 	c := newFakeCloud(t)
 	doc := pipeline.Document{RunID: "run-1"} // what Teardown passes
 	// The first clean look only settles; the second, clean too, is done, and every
-	// later one stays done.
+	// later one stays done. The first asks for the default first wait, the others
+	// for the default interval.
 	for attempt, want := range []struct {
 		ready bool
 		state string
-	}{{false, "settling"}, {true, "deleted"}, {true, "deleted"}} {
+		wait  int
+	}{{false, "settling", 30}, {true, "deleted", 5}, {true, "deleted", 5}} {
 		var err error
 		doc, err = c.stages().Cleanup(context.Background(), doc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := doc.Polls.CleanupDone
-		if got.Ready != want.ready || got.State != want.state || got.Attempts != attempt+1 {
-			t.Fatalf("poll %d: %+v, want ready %v, %s, attempts %d", attempt+1, got, want.ready, want.state, attempt+1)
+		if got.Ready != want.ready || got.State != want.state || got.Attempts != attempt+1 || got.WaitSeconds != want.wait {
+			t.Fatalf("poll %d: %+v, want ready %v, %s, attempts %d, wait %d s", attempt+1, got, want.ready, want.state, attempt+1, want.wait)
 		}
 	}
 	want, _ := json.Marshal(pipeline.DefaultConfig())

@@ -4,7 +4,8 @@ import "github.com/amifleet/amifleet/internal/pipeline"
 
 // poll is one check of the named wait (pipeline.Waits): it numbers this attempt one
 // after the last one in doc, lets check fill in the answer, and returns doc with
-// $.polls.<key> set. check may record more in its copy of the document (CheckImageAvailable
+// $.polls.<key> set, the wait before the next check (config.poll.WaitAfter)
+// included. check may record more in its copy of the document (CheckImageAvailable
 // records the snapshots); the caller's document is left as it was.
 func poll(doc pipeline.Document, wait string, check func(*pipeline.Document, *pipeline.PollResult) error) (pipeline.Document, error) {
 	polls := pipeline.Polls{}
@@ -15,6 +16,7 @@ func poll(doc pipeline.Document, wait string, check func(*pipeline.Document, *pi
 	if err := check(&doc, answer); err != nil {
 		return doc, err
 	}
+	answer.WaitSeconds = doc.Config.Poll.WaitAfter(wait, answer.Attempts)
 	polls.Set(wait, answer)
 	doc.Polls = &polls
 	return doc, nil

@@ -148,9 +148,13 @@ class Fakes:
         polls = doc.setdefault("polls", {})
         attempts = polls.get(key, {}).get("attempts", 0) + 1
         ready = attempts >= self.scenario.get("readyAfter", {}).get(key, 1)
+        poll = doc.get("config", {}).get("poll", {})
+        wait = poll.get("intervalSeconds", 0)
+        if attempts == 1:
+            wait = poll.get("firstWaitSeconds", {}).get(key) or wait
         polls[key] = {"ready": ready, "state": state if ready else "pending",
                       "reason": "%s after %d polls" % ("ready" if ready else "not yet", attempts),
-                      "attempts": attempts}
+                      "attempts": attempts, "waitSeconds": wait}
         return doc
 
     def Validate(self, p):
