@@ -81,7 +81,9 @@ func (g *Gateway) FailGuestOS(n int) {
 // runInstancesResponse is the part of EC2's RunInstances answer the stand-in reads.
 type runInstancesResponse struct {
 	Instances []struct {
-		InstanceID string `xml:"instanceId"`
+		InstanceID     string `xml:"instanceId"`
+		PrivateDNSName string `xml:"privateDnsName"`
+		HTTPTokens     string `xml:"metadataOptions>httpTokens"`
 	} `xml:"instancesSet>item"`
 }
 

@@ -59,6 +59,13 @@ func (s *imdsServer) register(instanceID, hostname string, tokensRequired bool) 
 		tokensRequired: tokensRequired, tokens: map[string]time.Time{}}
 }
 
+// knows reports whether the instance has its metadata.
+func (s *imdsServer) knows(instanceID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.instances[instanceID] != nil
+}
+
 func (s *imdsServer) forget(instanceID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

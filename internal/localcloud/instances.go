@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/amifleet/amifleet/internal/userdata"
 )
@@ -91,6 +92,11 @@ func (g *Gateway) instancesChanged(call apiCall, body []byte) {
 			return
 		}
 		for _, in := range resp.Instances {
+			// The answer holds the metadata: boot need not ask moto for it (at 200
+			// replicas, 200 describes at once, queued before the pipeline's own).
+			if in.PrivateDNSName != "" {
+				g.imds.register(in.InstanceID, in.PrivateDNSName, in.HTTPTokens == string(ec2types.HttpTokensStateRequired))
+			}
 			if err := copyDir(g.imageDisk(call.Form.Get("ImageId")), g.InstanceDisk(in.InstanceID)); err != nil {
 				g.log.Error("data plane: the image's disk", "instance", in.InstanceID, "error", err.Error())
 				continue
@@ -179,14 +185,16 @@ func (g *Gateway) boot(instanceID string, optFns ...func(*ec2.Options)) {
 }
 
 func (g *Gateway) bootNow(ctx context.Context, id string, optFns ...func(*ec2.Options)) error {
-	out, err := g.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, optFns...)
-	if err != nil {
-		return err
+	if !g.imds.knows(id) {
+		out, err := g.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, optFns...)
+		if err != nil {
+			return err
+		}
+		if len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
+			return errors.New("not found")
+		}
+		g.registerMetadata(out.Reservations[0].Instances[0])
 	}
-	if len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
-		return errors.New("not found")
-	}
-	g.registerMetadata(out.Reservations[0].Instances[0])
 	disk := g.InstanceDisk(id)
 	// The boot unit: the writer the image carries. httpd starts whatever it did (the
 	// unit is ordered before httpd, not required by it).

@@ -86,6 +86,14 @@ func TestInstancesServeFromTheImage(t *testing.T) {
 		if want := "<h1>Hola desde el EC2: " + dnsName(id) + "</h1>"; err != nil || code != 200 || page != want {
 			t.Errorf("%s answers %d %q (%v), want 200 %q", id, code, page, err, want)
 		}
+		// Its metadata, taken from the RunInstances answer: the describe's name, and
+		// IMDSv2 as launched.
+		lc.gw.imds.mu.Lock()
+		m := lc.gw.imds.instances[id]
+		lc.gw.imds.mu.Unlock()
+		if m == nil || m.hostname != dnsName(id) || !m.tokensRequired {
+			t.Errorf("%s metadata %+v, want hostname %s with tokens required", id, m, dnsName(id))
+		}
 	}
 
 	// Stop: not serving. Start: boots again, the writer runs again, then it serves.

@@ -159,7 +159,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"keepBaseInstance", *d.KeepBaseInstance, true},
 		{"pageTemplate", d.PageTemplate, "<h1>Hola desde el EC2: {hostname}</h1>"},
 		{"poll.intervalSeconds", d.Poll.IntervalSeconds, 5},
-		{"poll.firstWaitSeconds", d.Poll.FirstWaitSeconds, pipeline.PerWait{BaseStopped: 45, ImageAvailable: 150, LoadBalancerActive: 120, InstancesRunning: 5, TargetsHealthy: 20, CleanupDone: 30}},
+		{"poll.firstWaitSeconds", d.Poll.FirstWaitSeconds, pipeline.PerWait{BaseStopped: 45, ImageAvailable: 150, LoadBalancerActive: 120, InstancesRunning: 5, TargetsHealthy: 15, CleanupDone: 30}},
 		{"verify", d.Verify, pipeline.VerifyConfig{Requests: 12, TimeoutSeconds: 5}},
 		{"fleet size", d.FleetSize(), 3},
 	}
