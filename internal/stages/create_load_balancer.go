@@ -245,10 +245,11 @@ func (s *Stages) checkRunTag(ctx context.Context, what, arn, runID string) error
 	return &pipeline.StageError{Err: fmt.Errorf("%s (%s) exists but is %w %q; refusing to adopt it: delete or rename it, or start the run under another name", what, arn, errNotThisRun, runID)}
 }
 
-// elbTags are runTags for ELBv2.
+// elbTags are runTags for ELBv2. What ELBv2 holds (load balancer, listener, target
+// group) serves every generation of the run: it carries no generation.
 func elbTags(runID, role string, userTags map[string]string) []elbtypes.Tag {
 	var tags []elbtypes.Tag
-	for _, kv := range runTags(runID, role, userTags) {
+	for _, kv := range runTags(runID, role, 0, userTags) {
 		tags = append(tags, elbtypes.Tag{Key: aws.String(kv[0]), Value: aws.String(kv[1])})
 	}
 	return tags
