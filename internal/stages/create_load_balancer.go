@@ -29,10 +29,11 @@ const (
 // (or draining) target's open requests to it before it lets it go. AWS's default is
 // 300 s, sized for long uploads and downloads; these pages are a few hundred bytes and
 // answer in milliseconds, so every request in flight is done within a second. 30 s
-// keeps a wide margin for a slow client while a refresh that rolls the fleet onto a
-// new generation (deregistering the old one's targets) and Cleanup's wait for the
-// target group to let go do not sit out five idle minutes per step. CreateTargetGroup
-// takes no attributes: ModifyTargetGroupAttributes sets it right after.
+// keeps a wide margin for a slow client, while a refresh that rolls the fleet onto a
+// new generation (deregistering the old generation's targets, which stay "draining"
+// for the whole delay before they may be terminated) does not sit out five idle
+// minutes. CreateTargetGroup takes no attributes: ModifyTargetGroupAttributes sets it
+// right after.
 const (
 	deregistrationDelayAttribute = "deregistration_delay.timeout_seconds"
 	deregistrationDelaySeconds   = "30"
