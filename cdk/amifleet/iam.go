@@ -221,7 +221,14 @@ var permissions = map[string]func(arns) []grant{
 		listener := a.elb("listener/app/" + namePattern + "/*/*")
 		return []grant{
 			describe("elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeLoadBalancers",
-				"elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags"),
+				"elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags",
+				"elasticloadbalancing:DescribeTargetGroupAttributes"),
+			{
+				// The target group's deregistration delay, set right after its create.
+				actions:    []string{"elasticloadbalancing:ModifyTargetGroupAttributes"},
+				resources:  []string{tg},
+				conditions: runTagged,
+			},
 			{
 				actions:    []string{"elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:CreateLoadBalancer"},
 				resources:  []string{tg, lb},

@@ -506,3 +506,59 @@ func TestRunJSONLines(t *testing.T) {
 		t.Errorf("the lines for people are not on stderr: %q", stderr.String())
 	}
 }
+
+// status and outputs say which generation serves, and its image: a run from before
+// generations (no "generation" in its document) is generation 1; a run without a
+// fleet has none.
+func TestStatusAndOutputsShowTheServingGeneration(t *testing.T) {
+	const image = `"image":{"baseInstanceId":"i-9","imageId":"ami-1"}`
+	fleet := `"fleet":{"replicaInstanceIds":["i-2"],"instanceIds":["i-2"]}`
+	tests := []struct {
+		name, doc string
+		want      string // the generation row's value, "" for none
+		gen       int
+		imageID   string
+	}{
+		{"before generations", `{"runId":"ci-1","config":{},"resources":{` + image + `,` + fleet + `}}`, "1 (image ami-1)", 1, "ami-1"},
+		{"generation 1", `{"runId":"ci-1","generation":1,"config":{},"resources":{` + image + `,` + fleet + `}}`, "1 (image ami-1)", 1, "ami-1"},
+		{"generation 3", `{"runId":"ci-1","generation":3,"config":{},"resources":{` + image + `,` + fleet + `}}`, "3 (image ami-1)", 3, "ami-1"},
+		{"no image", `{"runId":"ci-1","config":{},"resources":{` + fleet + `}}`, "1", 1, ""},
+		{"no fleet", `{"runId":"ci-1","generation":2,"config":{},"resources":{` + image + `}}`, "", 0, ""},
+	}
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSFN()
+			f.add(executionARN(testPipelineARN, "ci-1"), sfn.DescribeExecutionOutput{Status: types.ExecutionStatusSucceeded,
+				StartDate: &start, StopDate: &start, Output: aws.String(tt.doc)}, nil)
+			r, stdout, _ := newRunner(f, FormatText)
+			for cmd, run := range map[string]func(context.Context, string) error{"status": r.Status, "outputs": r.Outputs} {
+				stdout.Reset()
+				if err := run(context.Background(), "ci-1"); err != nil {
+					t.Fatalf("%s: %v", cmd, err)
+				}
+				var got string
+				for _, line := range strings.Split(stdout.String(), "\n") {
+					if k, v, ok := strings.Cut(line, " "); ok && k == "generation" {
+						got = strings.TrimSpace(v)
+					}
+				}
+				if got != tt.want {
+					t.Errorf("%s: generation row %q, want %q:\n%s", cmd, got, tt.want, stdout.String())
+				}
+			}
+
+			r, stdout, _ = newRunner(f, FormatJSON)
+			if err := r.Outputs(context.Background(), "ci-1"); err != nil {
+				t.Fatal(err)
+			}
+			var res Result
+			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Generation != tt.gen || res.ImageID != tt.imageID {
+				t.Errorf("JSON generation %d, imageId %q; want %d, %q", res.Generation, res.ImageID, tt.gen, tt.imageID)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,6 +28,11 @@ type Result struct {
 	// Resources is what a succeeded run created; URL is its load balancer's.
 	Resources *pipeline.Resources `json:"resources,omitempty"`
 	URL       string              `json:"url,omitempty"`
+	// Generation is the generation of the fleet that serves (1 for the Pipeline's,
+	// and for a run from before generations), and ImageID that generation's image:
+	// set when the run's final document has a fleet.
+	Generation int    `json:"generation,omitempty"`
+	ImageID    string `json:"imageId,omitempty"`
 	// AlreadyStarted is set when `run --name` found the execution already there
 	// and followed it instead of starting another.
 	AlreadyStarted bool       `json:"alreadyStarted,omitempty"`
@@ -58,6 +64,12 @@ func resultOf(d *sfn.DescribeExecutionOutput) Result {
 		if !emptyResources(out.Resources) {
 			res.Resources = &out.Resources
 			res.URL = out.Resources.LoadBalancer.Address()
+		}
+		if out.Resources.Fleet != nil {
+			res.Generation = out.Gen()
+			if img := out.Resources.Image; img != nil {
+				res.ImageID = img.ImageID
+			}
 		}
 	}
 	if res.RunID == "" && d.Input != nil {
@@ -129,7 +141,21 @@ func (r *Runner) summary(w io.Writer, res Result) {
 		row("dns name", res.Resources.LoadBalancer.DNSName)
 	}
 	row("url", res.URL)
+	row("generation", serving(res))
 	_ = tw.Flush()
+}
+
+// serving says which generation serves, and from which image: "1 (image ami-1)";
+// "" when the run has no fleet.
+func serving(res Result) string {
+	if res.Generation == 0 {
+		return ""
+	}
+	s := strconv.Itoa(res.Generation)
+	if res.ImageID != "" {
+		s += " (image " + res.ImageID + ")"
+	}
+	return s
 }
 
 // outputs prints a run's resources for people.
@@ -144,6 +170,7 @@ func (r *Runner) outputs(w io.Writer, res Result) {
 	row("run id", res.RunID)
 	row("execution", res.Name)
 	row("url", res.URL)
+	row("generation", serving(res))
 	rs := res.Resources
 	if rs == nil {
 		_ = tw.Flush()

@@ -104,6 +104,7 @@ func loadBalancerStatements() []map[string]any {
 			[]string{"arn:aws:iam::" + testAccount + ":role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"},
 			map[string]any{"StringEquals": map[string]any{"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}}),
 		iamStatement([]string{"elasticloadbalancing:RegisterTargets"}, []string{tg}, iamRunTagged),
+		iamStatement([]string{"elasticloadbalancing:ModifyTargetGroupAttributes"}, []string{tg}, iamRunTagged),
 	}
 }
 
@@ -419,6 +420,16 @@ func TestIAMStrictCloud(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// CreateLoadBalancer's role sets the run's target group's deregistration delay;
+		// Cleanup's role may not.
+		delay := &elb.ModifyTargetGroupAttributesInput{TargetGroupArn: tg.TargetGroups[0].TargetGroupArn, Attributes: []elbtypes.TargetGroupAttribute{
+			{Key: aws.String("deregistration_delay.timeout_seconds"), Value: aws.String("30")}}}
+		if _, err := lb.ModifyTargetGroupAttributes(ctx, delay); err != nil {
+			t.Fatalf("the run's target group's deregistration delay: %v", err)
+		}
+		if _, err := elbCleanup.ModifyTargetGroupAttributes(ctx, delay); func() bool { code, _ := apiError(err); return code != "AccessDenied" }() {
+			t.Fatalf("Cleanup's role changed a target group's attributes: %v, want AccessDenied", err)
+		}
 		balancer, err := lb.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("amifleet-run1"),
 			Subnets: []string{subnet, aws.ToString(subnets.Subnets[1].SubnetId)}, SecurityGroups: []string{aws.ToString(sg.GroupId)}, Tags: tags})
 		if err != nil {
@@ -723,6 +734,8 @@ func TestIAMMappingFollowsIAMData(t *testing.T) {
 		"elasticloadbalancing:CreateListener":     {form: form(url.Values{"LoadBalancerArn": {lb}, "Protocol": {"HTTP"}, "Port": {"8080"}}, elbTagForm)},
 		"elasticloadbalancing:RegisterTargets":    {form: url.Values{"TargetGroupArn": {tgARN}}},
 		"elasticloadbalancing:DeregisterTargets":  {form: url.Values{"TargetGroupArn": {tgARN}}},
+		"elasticloadbalancing:ModifyTargetGroupAttributes": {form: url.Values{"TargetGroupArn": {tgARN},
+			"Attributes.member.1.Key": {"deregistration_delay.timeout_seconds"}, "Attributes.member.1.Value": {"30"}}},
 		"elasticloadbalancing:DeleteListener":     {form: url.Values{"ListenerArn": {listenerARN}}},
 		"elasticloadbalancing:DeleteLoadBalancer": {form: url.Values{"LoadBalancerArn": {lb}}},
 		"elasticloadbalancing:DeleteTargetGroup":  {form: url.Values{"TargetGroupArn": {tgARN}}},

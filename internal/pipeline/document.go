@@ -28,6 +28,12 @@ type Document struct {
 	// so it is the same for every retry within one execution, and differs between
 	// any two executions (even two of the same name, or two run ids that look alike).
 	TokenSeed string `json:"tokenSeed,omitempty"`
+	// Generation is the generation this document builds: the Pipeline's is 1
+	// (PipelineGeneration), a later refresh of the live run's 2, 3, ... Every instance,
+	// image and snapshot it makes carries it in the amifleet:generation tag, and the
+	// stages find what they made before only within it. 0 (absent, as in the documents
+	// of runs made before generations existed) means 1: read it through Gen.
+	Generation int `json:"generation,omitempty"`
 	// Placement is where the run's instances may go, as Validate found it.
 	Placement *Placement `json:"placement,omitempty"`
 	// Estimate is what the run costs, as Validate priced it from the dated table of
@@ -47,6 +53,15 @@ type Document struct {
 	// Kept is set on a failed run's way to Cleanup when config.keepOnFailure holds:
 	// Cleanup then records the failure and what exists, and deletes nothing.
 	Kept *Kept `json:"kept,omitempty"`
+}
+
+// Gen is the generation the document builds: Generation, or PipelineGeneration when
+// it is unset (0, or a nonsense negative).
+func (d Document) Gen() int {
+	if d.Generation < PipelineGeneration {
+		return PipelineGeneration
+	}
+	return d.Generation
 }
 
 // Kept is a failed run whose resources were kept for debugging: the Teardown

@@ -34,7 +34,8 @@ const (
 	MinSSHPrefixIPv4 = 8
 	MinSSHPrefixIPv6 = 32
 	// MaxTags: AWS allows 50 tags per resource; amifleet adds amifleet:run-id,
-	// amifleet:role and Name, and keeps some room for tags that AWS services add.
+	// amifleet:role, Name and (on instances, images and snapshots)
+	// amifleet:generation, and keeps some room for tags that AWS services add.
 	MaxTags = 40
 	// MaxPageTemplateBytes: the page travels inside the user data, which EC2 caps
 	// at 16 KB, beside the provisioning script.
@@ -291,7 +292,7 @@ func (c Config) validateTags() error {
 		case strings.HasPrefix(lower, "aws:"):
 			return bad(f, "keys starting with aws: are reserved by AWS")
 		case strings.HasPrefix(lower, "amifleet:"):
-			return bad(f, "keys starting with amifleet: are reserved by amifleet (run id, role)")
+			return bad(f, "keys starting with amifleet: are reserved by amifleet (run id, role, generation)")
 		case k == TagName:
 			return bad(f, "Name is set by amifleet (amifleet-<runId>-<role>)")
 		case !tagRE.MatchString(k):

@@ -4,15 +4,24 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
-// Tag keys every resource the pipeline creates carries.
+// Tag keys every resource the pipeline creates carries. TagGeneration only goes on
+// what a generation makes (its base instance, image, snapshots and replicas; see
+// Document.Gen), not on what the run keeps across refreshes (its security groups,
+// load balancer, target group and listener).
 const (
-	TagRunID = "amifleet:run-id"
-	TagRole  = "amifleet:role"
-	TagName  = "Name"
+	TagRunID      = "amifleet:run-id"
+	TagRole       = "amifleet:role"
+	TagGeneration = "amifleet:generation"
+	TagName       = "Name"
 )
+
+// PipelineGeneration is the generation the Pipeline state machine builds: a run's
+// first image and fleet. A later refresh of the live run builds generation 2, 3, ...
+const PipelineGeneration = 1
 
 // Roles, the values of the amifleet:role tag. A stage finds what it made before
 // (when it runs twice) by run id and role.
@@ -36,6 +45,18 @@ const MaxRunIDLength = 32 - len(NamePrefix) - len("-alb")
 // ResourceName is the Name tag (and, for ELBv2, the name) of a run's resource.
 func ResourceName(runID, role string) string {
 	return NamePrefix + runID + "-" + role
+}
+
+// GenerationName is the Name tag (and, for an AMI, the name) of a resource that one
+// generation of a run makes: ResourceName for generation 1 (and 0, read as 1), so
+// that the names of the runs made before generations existed stay as they were, and
+// amifleet-<runId>-<role>-g<n> for a later generation n. Only EC2 resources have
+// generations: the ELBv2 names, bound to 32 characters, never take the suffix.
+func GenerationName(runID, role string, generation int) string {
+	if generation <= PipelineGeneration {
+		return ResourceName(runID, role)
+	}
+	return ResourceName(runID, role) + "-g" + strconv.Itoa(generation)
 }
 
 // RunIDHashLength is the number of hex digits of the hash that ends a derived run id.

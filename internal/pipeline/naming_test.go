@@ -264,3 +264,23 @@ func TestResourceNameFitsELBLimits(t *testing.T) {
 		t.Errorf("ResourceName(demo, alb) = %q, want amifleet-demo-alb", got)
 	}
 }
+
+func TestGenerationName(t *testing.T) {
+	for _, tc := range []struct {
+		gen  int
+		want string
+	}{
+		// Generation 1 (and 0, a document from before generations) keeps today's names.
+		{0, "amifleet-demo-replica"},
+		{1, "amifleet-demo-replica"},
+		{2, "amifleet-demo-replica-g2"},
+		{12, "amifleet-demo-replica-g12"},
+	} {
+		if got := pipeline.GenerationName("demo", pipeline.RoleReplica, tc.gen); got != tc.want {
+			t.Errorf("GenerationName(demo, replica, %d) = %q, want %q", tc.gen, got, tc.want)
+		}
+	}
+	if a, b := pipeline.GenerationName("demo", pipeline.RoleImage, 2), pipeline.GenerationName("demo", pipeline.RoleImage, 3); a == b {
+		t.Errorf("generations 2 and 3 share the image name %q", a)
+	}
+}

@@ -21,14 +21,16 @@ var deadImageStates = []ec2types.ImageState{
 }
 
 // CreateImage makes the run's AMI from the stopped base instance: no reboot (the
-// instance is stopped, its disk consistent), named amifleet-<runId>-image, with the
-// image and its snapshots tagged. A second run reuses the run's image, found by tag.
+// instance is stopped, its disk consistent), named amifleet-<runId>-image
+// (amifleet-<runId>-image-g<n> for a later generation n), with the image and its
+// snapshots tagged. A second run reuses the run's image of the same generation,
+// found by tag.
 func (s *Stages) CreateImage(ctx context.Context, doc pipeline.Document) (pipeline.Document, error) {
 	if doc.Resources.Image == nil || doc.Resources.Image.BaseInstanceID == "" {
 		return doc, notYet("resources.image.baseInstanceId", pipeline.LaunchBase)
 	}
 	baseID := doc.Resources.Image.BaseInstanceID
-	images, err := s.findImages(ctx, doc.RunID)
+	images, err := s.findImages(ctx, doc.RunID, doc.Gen())
 	if err != nil {
 		return doc, err
 	}
@@ -43,7 +45,7 @@ func (s *Stages) CreateImage(ctx context.Context, doc pipeline.Document) (pipeli
 	// an image of this run that failed (the tag lookup above saw it) or one the tag
 	// lookup missed; a failed image keeps its name until deregistered, so the retry
 	// gets a suffix.
-	name := pipeline.ResourceName(doc.RunID, pipeline.RoleImage)
+	name := pipeline.GenerationName(doc.RunID, pipeline.RoleImage, doc.Gen())
 	if len(images) > 0 {
 		name = fmt.Sprintf("%s-%d", name, s.clock().Unix())
 	}
@@ -126,27 +128,33 @@ func tagValue(tags []ec2types.Tag, key string) string {
 	return ""
 }
 
-// findImages lists the run's own AMIs, in every state.
-func (s *Stages) findImages(ctx context.Context, runID string) ([]ec2types.Image, error) {
+// findImages lists the run's own AMIs of generation gen (every generation:
+// allGenerations), in every state. Generation 1 takes the images with no generation
+// tag too: see genFilters.
+func (s *Stages) findImages(ctx context.Context, runID string, gen int) ([]ec2types.Image, error) {
 	var images []ec2types.Image
 	p := ec2.NewDescribeImagesPaginator(s.EC2, &ec2.DescribeImagesInput{
-		Owners: []string{"self"}, Filters: tagFilters(runID, pipeline.RoleImage)})
+		Owners: []string{"self"}, Filters: genFilters(runID, pipeline.RoleImage, gen)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("describe images of run %s: %w", runID, err)
 		}
-		images = append(images, page.Images...)
+		for _, img := range page.Images {
+			if inGeneration(img.Tags, gen) {
+				images = append(images, img)
+			}
+		}
 	}
 	return images, nil
 }
 
-// undoImage deregisters the run's AMIs, then deletes their snapshots (found by tag
+// undoImage deregisters the run's AMIs of every generation, then deletes their snapshots (found by tag
 // and through the images' block devices). An AMI still pending is remaining, never
 // gone; so is a snapshot still in use by an image on its way out
 // (InvalidSnapshot.InUse).
 func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []string, err error) {
-	images, err := s.findImages(ctx, runID)
+	images, err := s.findImages(ctx, runID, allGenerations)
 	if err != nil {
 		return nil, err
 	}

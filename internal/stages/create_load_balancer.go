@@ -25,6 +25,20 @@ const (
 	httpPort                   int32 = 80
 )
 
+// The target group's deregistration delay: how long ELB keeps sending a deregistered
+// (or draining) target's open requests to it before it lets it go. AWS's default is
+// 300 s, sized for long uploads and downloads; these pages are a few hundred bytes and
+// answer in milliseconds, so every request in flight is done within a second. 30 s
+// keeps a wide margin for a slow client, while a refresh that rolls the fleet onto a
+// new generation (deregistering the old generation's targets, which stay "draining"
+// for the whole delay before they may be terminated) does not sit out five idle
+// minutes. CreateTargetGroup takes no attributes: ModifyTargetGroupAttributes sets it
+// right after.
+const (
+	deregistrationDelayAttribute = "deregistration_delay.timeout_seconds"
+	deregistrationDelaySeconds   = "30"
+)
+
 // CreateLoadBalancer creates the run's target group, its internet-facing Application
 // Load Balancer over the network's subnets, and an HTTP:80 listener forwarding to the
 // target group. ELBv2 has no client token, so a second run finds what the first made
@@ -53,7 +67,11 @@ func (s *Stages) CreateLoadBalancer(ctx context.Context, doc pipeline.Document) 
 	if err != nil {
 		return doc, err
 	}
+	reused := tg != nil
 	if tg, err = s.ensureTargetGroup(ctx, doc, tg); err != nil {
+		return doc, err
+	}
+	if err := s.ensureDeregistrationDelay(ctx, aws.ToString(tg.TargetGroupArn), reused); err != nil {
 		return doc, err
 	}
 	if lb, err = s.ensureLoadBalancer(ctx, doc, lb); err != nil {
@@ -107,6 +125,42 @@ func (s *Stages) ensureTargetGroup(ctx context.Context, doc pipeline.Document, f
 	}
 	Log(ctx).Info("created target group", "name", name, "targetGroupArn", aws.ToString(out.TargetGroups[0].TargetGroupArn))
 	return &out.TargetGroups[0], nil
+}
+
+// ensureDeregistrationDelay sets the target group's deregistration delay to
+// deregistrationDelaySeconds. A target group the stage reused is read first and
+// changed only when its delay differs (a first run may have created it, then failed
+// before or at the change), so that a second run of a whole stage changes nothing.
+func (s *Stages) ensureDeregistrationDelay(ctx context.Context, tgARN string, reused bool) error {
+	if reused {
+		var out *elb.DescribeTargetGroupAttributesOutput
+		err := untilVisible(ctx, func() (err error) {
+			out, err = s.ELB.DescribeTargetGroupAttributes(ctx, &elb.DescribeTargetGroupAttributesInput{TargetGroupArn: aws.String(tgARN)})
+			return err
+		}, codeTargetGroupNotFound)
+		if err != nil {
+			return fmt.Errorf("describe the attributes of target group %s: %w", tgARN, err)
+		}
+		for _, a := range out.Attributes {
+			if aws.ToString(a.Key) == deregistrationDelayAttribute && aws.ToString(a.Value) == deregistrationDelaySeconds {
+				return nil
+			}
+		}
+	}
+	// A target group created a moment before may not be visible yet.
+	err := untilVisible(ctx, func() error {
+		_, err := s.ELB.ModifyTargetGroupAttributes(ctx, &elb.ModifyTargetGroupAttributesInput{
+			TargetGroupArn: aws.String(tgARN),
+			Attributes: []elbtypes.TargetGroupAttribute{{
+				Key: aws.String(deregistrationDelayAttribute), Value: aws.String(deregistrationDelaySeconds)}},
+		})
+		return err
+	}, codeTargetGroupNotFound)
+	if err != nil {
+		return fmt.Errorf("set the deregistration delay of target group %s: %w", tgARN, err)
+	}
+	Log(ctx).Info("set the deregistration delay", "targetGroupArn", tgARN, "seconds", deregistrationDelaySeconds)
+	return nil
 }
 
 // ensureLoadBalancer is found, the run's existing load balancer, or a new one.
@@ -245,10 +299,11 @@ func (s *Stages) checkRunTag(ctx context.Context, what, arn, runID string) error
 	return &pipeline.StageError{Err: fmt.Errorf("%s (%s) exists but is %w %q; refusing to adopt it: delete or rename it, or start the run under another name", what, arn, errNotThisRun, runID)}
 }
 
-// elbTags are runTags for ELBv2.
+// elbTags are runTags for ELBv2. What ELBv2 holds (load balancer, listener, target
+// group) serves every generation of the run: it carries no generation.
 func elbTags(runID, role string, userTags map[string]string) []elbtypes.Tag {
 	var tags []elbtypes.Tag
-	for _, kv := range runTags(runID, role, userTags) {
+	for _, kv := range runTags(runID, role, 0, userTags) {
 		tags = append(tags, elbtypes.Tag{Key: aws.String(kv[0]), Value: aws.String(kv[1])})
 	}
 	return tags

@@ -95,8 +95,8 @@ func TestCreateLoadBalancerRequests(t *testing.T) {
 	c, doc := lbFixture(t)
 	doc = createdLB(t, c, doc)
 
-	wantCalls := []string{"DescribeTargetGroups", "DescribeLoadBalancers", "CreateTargetGroup", "CreateLoadBalancer",
-		"DescribeListeners", "CreateListener"}
+	wantCalls := []string{"DescribeTargetGroups", "DescribeLoadBalancers", "CreateTargetGroup", "ModifyTargetGroupAttributes",
+		"CreateLoadBalancer", "DescribeListeners", "CreateListener"}
 	if got := c.methods(); !slices.Equal(got, wantCalls) {
 		t.Errorf("calls = %v, want %v", got, wantCalls)
 	}
@@ -123,6 +123,24 @@ func TestCreateLoadBalancerRequests(t *testing.T) {
 		{"unhealthy threshold", aws.ToInt32(tg.UnhealthyThresholdCount), int32(2)},
 		{"matcher", aws.ToString(tg.Matcher.HttpCode), "200"},
 	}
+	// The deregistration delay, set right after the create, on the new target group.
+	mods := fakeInputs[elb.ModifyTargetGroupAttributesInput](c, "ModifyTargetGroupAttributes")
+	if len(mods) != 1 {
+		t.Fatalf("ModifyTargetGroupAttributes called %d times, want once", len(mods))
+	}
+	if got := aws.ToString(mods[0].TargetGroupArn); got != doc.Resources.LoadBalancer.TargetGroupARN {
+		t.Errorf("ModifyTargetGroupAttributes on %s, want the run's target group %s", got, doc.Resources.LoadBalancer.TargetGroupARN)
+	}
+	if a := mods[0].Attributes; len(a) != 1 || aws.ToString(a[0].Key) != "deregistration_delay.timeout_seconds" || aws.ToString(a[0].Value) != "30" {
+		t.Errorf("ModifyTargetGroupAttributes attributes %v, want only deregistration_delay.timeout_seconds=30", fakeTGAttributeMap(a))
+	}
+	c.mu.Lock()
+	delay := c.tgs[doc.Resources.LoadBalancer.TargetGroupARN].Attributes["deregistration_delay.timeout_seconds"]
+	c.mu.Unlock()
+	if delay != "30" {
+		t.Errorf("the target group's deregistration delay is %s s, want 30", delay)
+	}
+
 	lbs := fakeInputs[elb.CreateLoadBalancerInput](c, "CreateLoadBalancer")
 	if len(lbs) != 1 {
 		t.Fatalf("CreateLoadBalancer called %d times", len(lbs))
@@ -234,6 +252,36 @@ func TestCreateLoadBalancerIsIdempotent(t *testing.T) {
 				t.Errorf("the fake holds %d ELB resources, want 3", n)
 			}
 		})
+	}
+}
+
+// A run that created the target group and failed before its deregistration delay was
+// set sets it on the next run; one that set it changes nothing more.
+func TestCreateLoadBalancerSetsTheDelayOnAReusedTargetGroup(t *testing.T) {
+	c, doc := lbFixture(t)
+	c.failOnce("ModifyTargetGroupAttributes", fakeErr("Throttling", "slow down"))
+	if _, err := c.stages().CreateLoadBalancer(context.Background(), doc); ErrorCode(err) != "Throttling" {
+		t.Fatalf("first run: err = %v, want the injected Throttling", err)
+	}
+	mark := c.mark()
+	doc = createdLB(t, c, doc)
+	want := []string{"ModifyTargetGroupAttributes", "CreateLoadBalancer", "CreateListener"}
+	if got := c.mutations(mark); !slices.Equal(got, want) {
+		t.Errorf("second run's changes = %v, want %v", got, want)
+	}
+	if n := countOf(c.methodsSince(mark), "DescribeTargetGroupAttributes"); n != 1 {
+		t.Errorf("second run read the reused target group's attributes %d times, want once", n)
+	}
+	c.mu.Lock()
+	delay := c.tgs[doc.Resources.LoadBalancer.TargetGroupARN].Attributes["deregistration_delay.timeout_seconds"]
+	c.mu.Unlock()
+	if delay != "30" {
+		t.Errorf("deregistration delay %s s after the second run, want 30", delay)
+	}
+	mark = c.mark()
+	createdLB(t, c, doc)
+	if got := c.mutations(mark); len(got) != 0 {
+		t.Errorf("third run's changes = %v, want none", got)
 	}
 }
 

@@ -6,8 +6,10 @@ package stages
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -62,10 +64,86 @@ func (f *fakeELB) CreateTargetGroup(_ context.Context, in *elb.CreateTargetGroup
 	if c.vpcs[aws.ToString(in.VpcId)] == nil {
 		return nil, fakeErr("ValidationError", "The VPC ID '%s' is not found", aws.ToString(in.VpcId))
 	}
-	tg := &fakeTG{ARN: c.elbARN("targetgroup", name), Name: name, Input: in, Tags: fakeTagMap(in.Tags)}
+	tg := &fakeTG{ARN: c.elbARN("targetgroup", name), Name: name, Input: in, Tags: fakeTagMap(in.Tags),
+		Attributes: fakeTargetGroupAttributes()}
 	c.tgs[tg.ARN] = tg
 	c.order = append(c.order, tg.ARN)
 	return &elb.CreateTargetGroupOutput{TargetGroups: []elbtypes.TargetGroup{c.describeTG(tg)}}, nil
+}
+
+// fakeTargetGroupAttributes are the attributes AWS gives an instance target group of
+// an Application Load Balancer that the fake knows, at their defaults.
+func fakeTargetGroupAttributes() map[string]string {
+	return map[string]string{
+		"deregistration_delay.timeout_seconds": "300",
+		"stickiness.enabled":                   "false",
+		"load_balancing.algorithm.type":        "round_robin",
+		"slow_start.duration_seconds":          "0",
+	}
+}
+
+func (f *fakeELB) DescribeTargetGroupAttributes(_ context.Context, in *elb.DescribeTargetGroupAttributesInput, _ ...func(*elb.Options)) (*elb.DescribeTargetGroupAttributesOutput, error) {
+	c := f.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.record("DescribeTargetGroupAttributes", in); err != nil {
+		return nil, err
+	}
+	tg := c.tgs[aws.ToString(in.TargetGroupArn)]
+	if tg == nil {
+		return nil, fakeErr("TargetGroupNotFound", "One or more target groups not found")
+	}
+	return &elb.DescribeTargetGroupAttributesOutput{Attributes: fakeTGAttributes(tg.Attributes)}, nil
+}
+
+// ModifyTargetGroupAttributes changes attributes the fake knows, within AWS's bounds
+// for the deregistration delay (0 to 3600 s); it refuses any other key, as AWS does
+// (ValidationError).
+func (f *fakeELB) ModifyTargetGroupAttributes(_ context.Context, in *elb.ModifyTargetGroupAttributesInput, _ ...func(*elb.Options)) (*elb.ModifyTargetGroupAttributesOutput, error) {
+	c := f.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.record("ModifyTargetGroupAttributes", in); err != nil {
+		return nil, err
+	}
+	tg := c.tgs[aws.ToString(in.TargetGroupArn)]
+	if tg == nil {
+		return nil, fakeErr("TargetGroupNotFound", "One or more target groups not found")
+	}
+	if len(in.Attributes) == 0 {
+		return nil, fakeErr("ValidationError", "Attributes must hold at least one attribute")
+	}
+	for _, a := range in.Attributes {
+		k, v := aws.ToString(a.Key), aws.ToString(a.Value)
+		if _, known := tg.Attributes[k]; !known {
+			return nil, fakeErr("ValidationError", "Target group attribute key '%s' is not recognized", k)
+		}
+		if k == "deregistration_delay.timeout_seconds" {
+			if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 3600 {
+				return nil, fakeErr("ValidationError", "'%s' must be an integer from 0 to 3600, not '%s'", k, v)
+			}
+		}
+	}
+	for _, a := range in.Attributes {
+		tg.Attributes[aws.ToString(a.Key)] = aws.ToString(a.Value)
+	}
+	return &elb.ModifyTargetGroupAttributesOutput{Attributes: fakeTGAttributes(tg.Attributes)}, nil
+}
+
+func fakeTGAttributes(m map[string]string) []elbtypes.TargetGroupAttribute {
+	out := make([]elbtypes.TargetGroupAttribute, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, elbtypes.TargetGroupAttribute{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
+func fakeTGAttributeMap(attrs []elbtypes.TargetGroupAttribute) map[string]string {
+	m := map[string]string{}
+	for _, a := range attrs {
+		m[aws.ToString(a.Key)] = aws.ToString(a.Value)
+	}
+	return m
 }
 
 func (c *fakeCloud) describeTG(tg *fakeTG) elbtypes.TargetGroup {

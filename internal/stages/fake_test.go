@@ -135,7 +135,9 @@ type fakeTG struct {
 	ARN, Name string
 	Input     *elb.CreateTargetGroupInput
 	Tags      map[string]string
-	Targets   []*fakeTarget
+	// Attributes are the target group's attributes, AWS's defaults until changed.
+	Attributes map[string]string
+	Targets    []*fakeTarget
 }
 
 type fakeLB struct {

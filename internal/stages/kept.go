@@ -66,7 +66,7 @@ func (s *Stages) listRun(ctx context.Context, runID string) ([]string, error) {
 		out = append(out, fmt.Sprintf("security group %s (%s)", aws.ToString(g.GroupId), aws.ToString(g.GroupName)))
 	}
 	for _, role := range []string{pipeline.RoleBase, pipeline.RoleReplica} {
-		instances, err := s.findInstances(ctx, runID, role, notTerminatedStates...)
+		instances, err := s.findInstances(ctx, runID, role, allGenerations, notTerminatedStates...)
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +74,7 @@ func (s *Stages) listRun(ctx context.Context, runID string) ([]string, error) {
 			out = append(out, fmt.Sprintf("instance %s (%s, %s)", aws.ToString(in.InstanceId), role, stateOf(in)))
 		}
 	}
-	images, err := s.findImages(ctx, runID)
+	images, err := s.findImages(ctx, runID, allGenerations)
 	if err != nil {
 		return nil, err
 	}

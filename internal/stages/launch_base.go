@@ -35,7 +35,7 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	if err != nil {
 		return doc, err
 	}
-	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleBase, liveInstanceStates...)
+	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleBase, doc.Gen(), liveInstanceStates...)
 	if err != nil {
 		return doc, err
 	}
@@ -65,7 +65,7 @@ func (s *Stages) LaunchBase(ctx context.Context, doc pipeline.Document) (pipelin
 	in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(script)))
 	// The user data powers the instance off when done: it must stop, not terminate.
 	in.InstanceInitiatedShutdownBehavior = ec2types.ShutdownBehaviorStop
-	in.ClientToken = aws.String(clientToken(seed, pipeline.RoleBase))
+	in.ClientToken = aws.String(genToken(seed, doc, pipeline.RoleBase))
 	out, err := s.EC2.RunInstances(ctx, in)
 	if cerr := capacityError(doc, 1, "in "+subnet, err); cerr != nil {
 		return doc, cerr

@@ -39,7 +39,7 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 		return doc, err
 	}
 
-	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleReplica, liveInstanceStates...)
+	existing, err := s.findInstances(ctx, doc.RunID, pipeline.RoleReplica, doc.Gen(), liveInstanceStates...)
 	if err != nil {
 		return doc, err
 	}
@@ -71,7 +71,7 @@ func (s *Stages) LaunchReplicas(ctx context.Context, doc pipeline.Document) (pip
 		}}
 		// The token changes with what is already there, so that a retry of this very
 		// call is idempotent on AWS, and a later top-up is a new request.
-		in.ClientToken = aws.String(clientToken(seed, pipeline.RoleReplica, subnet, fmt.Sprint(have[subnet])))
+		in.ClientToken = aws.String(genToken(seed, doc, pipeline.RoleReplica, subnet, fmt.Sprint(have[subnet])))
 		out, err := s.EC2.RunInstances(ctx, in)
 		if cerr := capacityError(doc, missing, "in "+subnet, err); cerr != nil {
 			return doc, cerr

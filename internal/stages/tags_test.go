@@ -26,7 +26,7 @@ func testDoc() pipeline.Document {
 // for an execution named runID: the defaults, the token seed, and the fake's default
 // subnets' zones, which all offer t2.micro (1 vCPU).
 func validatedDoc(runID string) pipeline.Document {
-	return pipeline.Document{RunID: runID, Config: pipeline.DefaultConfig(),
+	return pipeline.Document{RunID: runID, Generation: pipeline.PipelineGeneration, Config: pipeline.DefaultConfig(),
 		TokenSeed: tokenSeed(fakeExecutionARN(runID), fakeStartTime),
 		Placement: &pipeline.Placement{Zones: []string{"us-east-1a", "us-east-1b", "us-east-1c"}, VCPUs: 1}}
 }

@@ -21,10 +21,12 @@ var liveInstanceStates = []string{"pending", "running", "stopping", "stopped"}
 // notTerminatedStates are the states cleanup must still terminate or wait for.
 var notTerminatedStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
 
-// findInstances lists the run's instances of role in the given states (any state
-// when none are given), oldest launch first.
-func (s *Stages) findInstances(ctx context.Context, runID, role string, states ...string) ([]ec2types.Instance, error) {
-	filters := tagFilters(runID, role)
+// findInstances lists the run's instances of role and generation gen (every
+// generation: allGenerations) in the given states (any state when none are given),
+// oldest launch first. Generation 1 takes the instances with no generation tag too:
+// see genFilters.
+func (s *Stages) findInstances(ctx context.Context, runID, role string, gen int, states ...string) ([]ec2types.Instance, error) {
+	filters := genFilters(runID, role, gen)
 	if len(states) > 0 {
 		filters = append(filters, ec2types.Filter{Name: aws.String("instance-state-name"), Values: states})
 	}
@@ -36,7 +38,11 @@ func (s *Stages) findInstances(ctx context.Context, runID, role string, states .
 			return nil, fmt.Errorf("describe %s instances of run %s: %w", role, runID, err)
 		}
 		for _, r := range page.Reservations {
-			out = append(out, r.Instances...)
+			for _, in := range r.Instances {
+				if inGeneration(in.Tags, gen) {
+					out = append(out, in)
+				}
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -62,10 +68,11 @@ func stateOf(in ec2types.Instance) string {
 	return string(in.State.Name)
 }
 
-// terminateRun terminates the run's instances of role that are not terminated yet,
+// terminateRun terminates the run's instances of role, of every generation, that are
+// not terminated yet,
 // and lists, in words, those that are still on their way out.
 func (s *Stages) terminateRun(ctx context.Context, runID, role string) (remaining []string, err error) {
-	instances, err := s.findInstances(ctx, runID, role, notTerminatedStates...)
+	instances, err := s.findInstances(ctx, runID, role, allGenerations, notTerminatedStates...)
 	if err != nil {
 		return nil, err
 	}

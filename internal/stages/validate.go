@@ -64,7 +64,7 @@ func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipel
 	}
 	Log(ctx).Info("input valid", "runId", runID, "instanceType", cfg.InstanceType, "zones", zones,
 		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase(), "estimatePerHour", estimate.PerHour)
-	return pipeline.Document{RunID: runID, Config: cfg, TokenSeed: tokenSeed(in.ExecutionID, in.StartTime),
+	return pipeline.Document{RunID: runID, Generation: pipeline.PipelineGeneration, Config: cfg, TokenSeed: tokenSeed(in.ExecutionID, in.StartTime),
 		Placement: &pipeline.Placement{Zones: zones, VCPUs: vcpus}, Estimate: &estimate, Resources: pipeline.Resources{}}, nil
 }
 

@@ -435,7 +435,7 @@ func TestValidateGoodInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := pipeline.Document{RunID: doc.RunID, Config: pipeline.DefaultConfig(),
+		want := pipeline.Document{RunID: doc.RunID, Generation: pipeline.PipelineGeneration, Config: pipeline.DefaultConfig(),
 			TokenSeed: tokenSeed(fakeExecutionARN("Demo_Run_1"), fakeStartTime),
 			Placement: &pipeline.Placement{Zones: []string{"us-east-1a", "us-east-1b"}, VCPUs: 1},
 			Estimate:  doc.Estimate} // cost_test.go checks the estimate
