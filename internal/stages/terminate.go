@@ -69,8 +69,7 @@ func stateOf(in ec2types.Instance) string {
 }
 
 // terminateRun terminates the run's instances of role, of every generation, that are
-// not terminated yet,
-// and lists, in words, those that are still on their way out.
+// not terminated yet, and lists, in words, those that are still on their way out.
 func (s *Stages) terminateRun(ctx context.Context, runID, role string) (remaining []string, err error) {
 	instances, err := s.findInstances(ctx, runID, role, allGenerations, notTerminatedStates...)
 	if err != nil {
