@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -20,6 +21,10 @@ const (
 	MaxWallRatio          = 1.5  // wall time at the largest count over that at 2
 	TargetsPerRegister    = 100  // ELBv2 RegisterTargets takes at most this many
 	OverlapStartTolerance = 1.0  // seconds: which branch the interpreter enters first is arbitrary
+	// Under AWS's timing (part 6), at the median of the seeds of each replica count.
+	MaxLimitRatio    = 1.05 // a run over its physical limit
+	MaxMedianSlack   = 5.0  // AWS seconds from a resource ready to the check that says so
+	MaxLatencySpread = 0.10 // transitions, from the smallest replica count to the others
 )
 
 // CheckResult is one target, met or missed.
@@ -38,7 +43,60 @@ func Check(res *Results) []CheckResult {
 	if r := res.Runs; r != nil && len(r.Runs) > 0 {
 		out = append(out, checkRuns(r)...)
 	}
+	if l := res.Latency; l != nil && len(l.Runs) > 0 {
+		out = append(out, checkLatency(l)...)
+	}
 	return out
+}
+
+// checkLatency holds part 6 to its targets: at the median of the seeds of each
+// replica count, the run within MaxLimitRatio of its physical limit, each wait's
+// slack at most MaxMedianSlack, and the transitions within MaxLatencySpread of those
+// at the smallest count.
+func checkLatency(l *LatencyResults) []CheckResult {
+	byCount := map[int][]LatencyRun{}
+	for _, r := range l.Runs {
+		byCount[r.Replicas] = append(byCount[r.Replicas], r)
+	}
+	counts := slices.Sorted(maps.Keys(byCount))
+	medianOf := func(runs []LatencyRun, f func(LatencyRun) float64) float64 {
+		var xs []float64
+		for _, r := range runs {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	var ratios, slacks, spread []string
+	ratioOK, slackOK, spreadOK := true, true, true
+	base := medianOf(byCount[counts[0]], func(r LatencyRun) float64 { return float64(r.Transitions) })
+	for _, n := range counts {
+		runs := byCount[n]
+		ratio := medianOf(runs, func(r LatencyRun) float64 { return r.Ratio })
+		ratios = append(ratios, fmt.Sprintf("%d: %.3f", n, ratio))
+		ratioOK = ratioOK && ratio <= MaxLimitRatio
+		var worst WaitSlack
+		for _, w := range latencyWaits {
+			s := medianSlack(runs, w)
+			if !s.Known {
+				slackOK = false
+				continue
+			}
+			if s.Seconds > worst.Seconds || worst.Wait == "" {
+				worst = s
+			}
+		}
+		slacks = append(slacks, fmt.Sprintf("%d: %s %.1f s", n, worst.Wait, worst.Seconds))
+		slackOK = slackOK && worst.Seconds <= MaxMedianSlack
+		t := medianOf(runs, func(r LatencyRun) float64 { return float64(r.Transitions) })
+		d := (t - base) / base
+		spread = append(spread, fmt.Sprintf("%d: %.0f (%+.1f%%)", n, t, 100*d))
+		spreadOK = spreadOK && math.Abs(d) <= MaxLatencySpread
+	}
+	return []CheckResult{
+		{Target: fmt.Sprintf("under AWS's timing, the run at most %.2f × its physical limit (median of the seeds)", MaxLimitRatio), Measured: strings.Join(ratios, ", "), Passed: ratioOK},
+		{Target: fmt.Sprintf("under AWS's timing, each wait's median slack at most %.0f s (the largest)", MaxMedianSlack), Measured: strings.Join(slacks, ", "), Passed: slackOK},
+		{Target: fmt.Sprintf("under AWS's timing, state transitions within %.0f%% of those at %d replicas (medians)", 100*MaxLatencySpread, counts[0]), Measured: strings.Join(spread, ", "), Passed: spreadOK},
+	}
 }
 
 func checkLambdas(l *LambdaResults) []CheckResult {

@@ -105,3 +105,37 @@ func TestCheckOnlyWhatWasMeasured(t *testing.T) {
 		t.Errorf("nothing measured: %d checks", got)
 	}
 }
+
+// Part 6's targets are read at the median of each replica count's seeds.
+func TestCheckLatency(t *testing.T) {
+	run := func(n int, ratio float64, transitions int, slack float64) LatencyRun {
+		r := LatencyRun{Replicas: n, Ratio: ratio, Transitions: transitions}
+		for _, w := range latencyWaits {
+			r.Slack = append(r.Slack, WaitSlack{Wait: w, Seconds: slack, Known: true})
+		}
+		return r
+	}
+	// 2 replicas: medians 1.02, 89 transitions, 3 s; 50: 1.05 (one outlier at 1.20),
+	// 95 transitions (+6.7 %), 4 s.
+	ok := &LatencyResults{Runs: []LatencyRun{
+		run(2, 1.01, 89, 3), run(2, 1.02, 89, 2), run(2, 1.03, 92, 4),
+		run(50, 1.04, 95, 4), run(50, 1.05, 134, 4), run(50, 1.20, 83, 9),
+	}}
+	for _, c := range checkLatency(ok) {
+		if !c.Passed {
+			t.Errorf("%s: %s, want met", c.Target, c.Measured)
+		}
+	}
+	// One wait late at the median, the ratio over, the transitions up 20 %.
+	bad := &LatencyResults{Runs: []LatencyRun{run(2, 1.02, 90, 3), run(50, 1.06, 108, 3)}}
+	bad.Runs[1].Slack[3].Seconds = 13.8
+	got := checkLatency(bad)
+	if len(got) != 3 {
+		t.Fatalf("%d checks, want 3", len(got))
+	}
+	for i, want := range []string{"50: 1.060", "50: InstancesRunning 13.8 s", "50: 108 (+20.0%)"} {
+		if got[i].Passed || !strings.Contains(got[i].Measured, want) {
+			t.Errorf("%s: %s (passed %v), want missed with %q", got[i].Target, got[i].Measured, got[i].Passed, want)
+		}
+	}
+}
