@@ -61,6 +61,10 @@ type WaitSlack struct {
 	Seconds float64 `json:"seconds"`
 	// Known is false when the record or the history lacks one of the two times.
 	Known bool `json:"known"`
+	// CheckSeconds is the ready check's own time, asked (TaskScheduled) to answered:
+	// the part of Seconds that the local Lambda and moto took, which on AWS is a
+	// fraction of a second.
+	CheckSeconds float64 `json:"checkSeconds"`
 	// Bound: the ready time is not recorded (target health), so Seconds is the
 	// time from the check before the ready one (or from the loop's start): an upper
 	// bound of the slack.
@@ -248,8 +252,11 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 	}
 	for _, name := range latencyWaits {
 		w, _ := pipeline.WaitNamed(name)
-		notice, before, ok := readyCheck(events, w)
+		notice, before, asked, ok := readyCheck(events, w)
 		s := WaitSlack{Wait: name}
+		if ok {
+			s.CheckSeconds = aw(notice.Sub(asked))
+		}
 		switch e, rec := ready[name]; {
 		case !ok:
 		case rec && !e.Ready.IsZero():
@@ -282,26 +289,32 @@ func stateEntered(events []sfntypes.HistoryEvent, state string) time.Time {
 }
 
 // readyCheck finds the first answer of w's check that says ready (the TaskSucceeded
-// of its Task), and the time before it: the previous answer of the same check, or,
-// for the first, when the loop began (its check or its Wait first entered,
-// whichever came first).
-func readyCheck(events []sfntypes.HistoryEvent, w pipeline.Wait) (notice, before time.Time, ok bool) {
+// of its Task), when that check was asked (its TaskScheduled), and the time before
+// it: the previous answer of the same check, or, for the first, when the loop began
+// (its check or its Wait first entered, whichever came first).
+func readyCheck(events []sfntypes.HistoryEvent, w pipeline.Wait) (notice, before, asked time.Time, ok bool) {
 	names := stateOfEvents(events)
 	before = stateEntered(events, w.Check)
 	if wait := stateEntered(events, w.WaitState()); !wait.IsZero() && (before.IsZero() || wait.Before(before)) {
 		before = wait
 	}
 	for _, e := range events {
-		if e.Type != sfntypes.HistoryEventTypeTaskSucceeded || names[e.Id] != w.Check || e.TaskSucceededEventDetails == nil {
+		if names[e.Id] != w.Check {
+			continue
+		}
+		if e.Type == sfntypes.HistoryEventTypeTaskScheduled {
+			asked = aws.ToTime(e.Timestamp)
+		}
+		if e.Type != sfntypes.HistoryEventTypeTaskSucceeded || e.TaskSucceededEventDetails == nil {
 			continue
 		}
 		at := aws.ToTime(e.Timestamp)
 		if pollReady(aws.ToString(e.TaskSucceededEventDetails.Output), w.Key()) {
-			return at, before, true
+			return at, before, asked, true
 		}
 		before = at
 	}
-	return time.Time{}, time.Time{}, false
+	return time.Time{}, time.Time{}, time.Time{}, false
 }
 
 // pollReady reads polls.<key>.ready from a check Task's output: the lambda:invoke

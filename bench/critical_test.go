@@ -330,10 +330,10 @@ func TestRenderLatency(t *testing.T) {
 	doc := b.String()
 	for _, want := range []string{
 		"| replicas | seed | limit (s) | run (s) | ratio | slack BaseStopped (s) |",
-		"| 2 | 1 | 83 | 105 | 1.27 | 2.5 | 1.5 | 4.5 | 10.5 | ≤ 16.0 |",
+		"| 2 | 1 | 83 | 105 | 1.27 | 2.5 (1.0) | 1.5 (1.0) | 4.5 (1.0) | 10.5 (1.0) | ≤ 16.0 (1.0) |",
 		"| 2 | 2 | 96 | 105 | 1.09 |",
 		// Medians: limits 83, 96, 83; load balancer slacks 4.5, -43.5, 6.5.
-		"| **2** | **median** | 83 | 105 | 1.27 | 2.5 | 1.5 | 4.5 | 10.5 | ≤ 16.0 |",
+		"| **2** | **median** | 83 | 105 | 1.27 | 2.5 (1.0) | 1.5 (1.0) | 4.5 (1.0) | 10.5 (1.0) | ≤ 16.0 (1.0) |",
 		"![timeline of one run under AWS's timing](benchmarks-timeline.svg)",
 		"| **limit** (image branch) | | **83.0** |",
 	} {

@@ -177,30 +177,31 @@ func timelineRun(l *LatencyResults) (LatencyRun, bool) {
 	return l.Runs[0], true
 }
 
-// slackCell is one wait's slack for the table: "n/a" when unknown, "≤ x" for a bound.
+// slackCell is one wait's slack for the table, with the ready check's own time in
+// parentheses: "n/a" when unknown, "≤ x" for a bound.
 func slackCell(s WaitSlack) string {
 	switch {
 	case !s.Known:
 		return "n/a"
 	case s.Bound:
-		return fmt.Sprintf("≤ %.1f", s.Seconds)
+		return fmt.Sprintf("≤ %.1f (%.1f)", s.Seconds, s.CheckSeconds)
 	}
-	return fmt.Sprintf("%.1f", s.Seconds)
+	return fmt.Sprintf("%.1f (%.1f)", s.Seconds, s.CheckSeconds)
 }
 
 // medianSlack is the median of the known slacks of wait in runs (a bound if any is).
 func medianSlack(runs []LatencyRun, wait string) WaitSlack {
 	out := WaitSlack{Wait: wait}
-	var xs []float64
+	var xs, checks []float64
 	for _, r := range runs {
 		for _, s := range r.Slack {
 			if s.Wait == wait && s.Known {
-				xs = append(xs, s.Seconds)
+				xs, checks = append(xs, s.Seconds), append(checks, s.CheckSeconds)
 				out.Bound = out.Bound || s.Bound
 			}
 		}
 	}
-	out.Seconds, out.Known = median(xs), len(xs) > 0
+	out.Seconds, out.CheckSeconds, out.Known = median(xs), median(checks), len(xs) > 0
 	return out
 }
 
@@ -227,7 +228,7 @@ func renderLatency(w func(string, ...any), l *LatencyResults, ganttRef string) {
 	w("then LaunchReplicas (with its RunInstances answers) and its slowest instance running, then the longer of that instance's boot and RegisterTargets; then the health checks' minimum (%d checks %d s apart, the target group's settings); then Verify. ", targetHealthyThreshold, targetHealthIntervalSeconds)
 	w("Each stage's Task counts once, entered to exited, with no waiting; its local time is scaled like the run's, so both carry the Lambdas' and the interpreter's time the same way. ")
 	w("*Run* is the execution's start to stop; *ratio* is run / limit. ")
-	w("*Slack* is, per wait, from the resource being ready (the modelled change's end in the gateway's record) to the check that answered ready (its TaskSucceeded). ")
+	w("*Slack* is, per wait, from the resource being ready (the modelled change's end in the gateway's record) to the check that answered ready (its TaskSucceeded); in parentheses, how much of it that check itself took, asked (TaskScheduled) to answered: a local Lambda and moto, on 2 cores shared with the data plane, read in AWS seconds (on AWS a check takes a fraction of a second). ")
 	w("For TargetsHealthy the ready time is when the data plane's own health checks found the last of the fleet's targets healthy (measured, not drawn); where the record lacks one, the figure (≤) is the time from the check before the ready one: an upper bound. ")
 	w("*Transitions* are StateEntered events; *Lambda invocations* the history's Lambda task schedules.\n\n")
 

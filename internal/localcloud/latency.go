@@ -20,9 +20,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
 // LatencyOp names one modelled state change.
@@ -244,6 +248,73 @@ type latencyState struct {
 	model  *LatencyModel
 	events []LatencyEvent
 	index  map[string]int // op + "\x00" + key → events index
+	// drawAs names, for a resource key, the key its durations are drawn by (see
+	// drawByRole).
+	drawAs map[string]string
+}
+
+// drawByRole makes the durations of a run's one-of-a-kind resource (its base
+// instance, its image, its load balancer: role, of generation gen) drawn by that role
+// rather than by the resource's own id: the same seed then gives every run the same
+// base, image and load balancer times, whatever else differs (its replica count
+// above all), so that two runs compare like with like. The record keeps the real key.
+// A key with a suffix ("i-1#start2") is drawn by the role with the same suffix.
+func (g *Gateway) drawByRole(key, role, gen string) {
+	if role == "" {
+		return
+	}
+	g.lat.mu.Lock()
+	defer g.lat.mu.Unlock()
+	if g.lat.drawAs == nil {
+		g.lat.drawAs = map[string]string{}
+	}
+	as := "role:" + role
+	if gen != "" {
+		as += "/g" + gen
+	}
+	g.lat.drawAs[key] = as
+}
+
+// drawKey is the key key's durations are drawn by: its role's (drawByRole), or its own.
+// Callers hold g.lat.mu.
+func (g *Gateway) drawKey(key string) string {
+	base, suffix, _ := strings.Cut(key, "#")
+	if as, ok := g.lat.drawAs[base]; ok {
+		if suffix != "" {
+			return as + "#" + suffix
+		}
+		return as
+	}
+	return key
+}
+
+// oneOfAKind reports whether a run has one resource of role per generation: those
+// drawn by role (drawByRole). Replicas are many, and their slowest is the point.
+func oneOfAKind(role string) bool {
+	switch role {
+	case pipeline.RoleBase, pipeline.RoleImage, pipeline.RoleLoadBalancer:
+		return true
+	}
+	return false
+}
+
+// requestRole reads amifleet's role and generation tags from a query request's
+// parameters, in EC2's spelling (TagSpecification.N.Tag.M.Key) or ELBv2's
+// (Tags.member.N.Key).
+func requestRole(form url.Values) (role, gen string) {
+	for k, v := range form {
+		if !strings.HasSuffix(k, ".Key") || len(v) == 0 {
+			continue
+		}
+		value := form.Get(strings.TrimSuffix(k, ".Key") + ".Value")
+		switch v[0] {
+		case pipeline.TagRole:
+			role = value
+		case pipeline.TagGeneration:
+			gen = value
+		}
+	}
+	return role, gen
 }
 
 // latency is the gateway's model (nil when none).
@@ -286,7 +357,7 @@ func (g *Gateway) modelled(op LatencyOp, key, instanceType string, start time.Ti
 	if _, ok := g.lat.model.Dist(op, instanceType); !ok {
 		return 0, start
 	}
-	aws := g.lat.model.Draw(op, key, instanceType)
+	aws := g.lat.model.Draw(op, g.drawKey(key), instanceType)
 	local := time.Duration(float64(aws) * g.opts.TimeScale)
 	e := LatencyEvent{Op: op, Key: key, Start: start, Ready: start.Add(local), AWS: aws, Modelled: true}
 	if g.lat.index == nil {
@@ -338,5 +409,5 @@ func (g *Gateway) LatencyRecord() []LatencyEvent {
 func (g *Gateway) ResetLatencyRecord() {
 	g.lat.mu.Lock()
 	defer g.lat.mu.Unlock()
-	g.lat.events, g.lat.index = nil, nil
+	g.lat.events, g.lat.index, g.lat.drawAs = nil, nil, nil
 }

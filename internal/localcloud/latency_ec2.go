@@ -176,13 +176,21 @@ func (g *Gateway) ec2LatencySaw(call apiCall, states []string, body []byte) []by
 	switch call.Action {
 	case "RunInstances":
 		typ := call.Form.Get("InstanceType")
+		role, gen := requestRole(call.Form)
 		for _, id := range xmlValues(body, "instanceId") {
 			if id != "" {
+				if oneOfAKind(role) {
+					g.drawByRole(id, role, gen)
+				}
 				g.instanceLaunched(id, typ, now)
 			}
 		}
 	case "CreateImage":
+		role, gen := requestRole(call.Form)
 		for _, id := range xmlValues(body, "imageId") {
+			if oneOfAKind(role) {
+				g.drawByRole(id, role, gen)
+			}
 			g.modelled(OpImageAvailable, id, "", now)
 		}
 	case "DescribeInstances":

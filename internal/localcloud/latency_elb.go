@@ -91,12 +91,16 @@ func (g *Gateway) loadBalancerDeleted(call apiCall) {
 }
 
 // loadBalancerCreated starts a new load balancer's provisioning.
-func (g *Gateway) loadBalancerCreated(body []byte) {
+func (g *Gateway) loadBalancerCreated(call apiCall, body []byte) {
 	if g.latency() == nil {
 		return
 	}
 	now := time.Now()
+	role, gen := requestRole(call.Form)
 	for _, arn := range xmlValues(body, "LoadBalancerArn") {
+		if oneOfAKind(role) {
+			g.drawByRole(arn, role, gen)
+		}
 		g.modelled(OpLoadBalancerActive, arn, "", now)
 	}
 }

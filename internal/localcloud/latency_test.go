@@ -2,10 +2,13 @@ package localcloud
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amifleet/amifleet/internal/pipeline"
 )
 
 // The model's draws: repeatable for a seed, an op and a key whatever the order;
@@ -110,5 +113,55 @@ func TestGatewayModelled(t *testing.T) {
 	}
 	if at, ok := g.readyAt(OpImageAvailable, "ami-1"); !ok || !at.Equal(ready) {
 		t.Errorf("readyAt %s %v", at, ok)
+	}
+}
+
+// A run's base instance, image and load balancer draw their times by role: every run
+// of a seed gets the same ones, whatever its other resources; the record keeps the
+// real keys; a replica draws by its own id.
+func TestDrawByRole(t *testing.T) {
+	g := &Gateway{opts: GatewayOptions{TimeScale: 0.1}}
+	g.lat.model = AWSLatency(7)
+	t0 := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	ec2Form := url.Values{
+		"TagSpecification.1.ResourceType": {"instance"},
+		"TagSpecification.1.Tag.1.Key":    {"trigger"}, "TagSpecification.1.Tag.1.Value": {"local"},
+		"TagSpecification.1.Tag.2.Key": {pipeline.TagRole}, "TagSpecification.1.Tag.2.Value": {pipeline.RoleBase},
+	}
+	if role, gen := requestRole(ec2Form); role != pipeline.RoleBase || gen != "" {
+		t.Fatalf("EC2 form: role %q, generation %q; want base and none", role, gen)
+	}
+	elbForm := url.Values{"Tags.member.1.Key": {pipeline.TagGeneration}, "Tags.member.1.Value": {"2"},
+		"Tags.member.2.Key": {pipeline.TagRole}, "Tags.member.2.Value": {pipeline.RoleLoadBalancer}}
+	if role, gen := requestRole(elbForm); role != pipeline.RoleLoadBalancer || gen != "2" {
+		t.Fatalf("ELBv2 form: role %q, generation %q; want alb and 2", role, gen)
+	}
+
+	// Two runs' base instances: the same user data time, and the same restart.
+	g.drawByRole("i-run1base", pipeline.RoleBase, "")
+	g.drawByRole("i-run2base", pipeline.RoleBase, "")
+	a, _ := g.modelled(OpUserDataDone, "i-run1base", "t2.micro", t0)
+	b, _ := g.modelled(OpUserDataDone, "i-run2base", "t2.micro", t0)
+	ra, _ := g.modelled(OpInstanceRunning, "i-run1base#start2", "", t0)
+	rb, _ := g.modelled(OpInstanceRunning, "i-run2base#start2", "", t0)
+	if a != b || ra != rb {
+		t.Errorf("base instances of two runs: user data %s and %s, restart %s and %s; want the same", a, b, ra, rb)
+	}
+	// A replica, and another generation's base, draw their own.
+	c, _ := g.modelled(OpUserDataDone, "i-replica", "t2.micro", t0)
+	g.drawByRole("i-run1base-g2", pipeline.RoleBase, "2")
+	d, _ := g.modelled(OpUserDataDone, "i-run1base-g2", "t2.micro", t0)
+	if c == a || d == a {
+		t.Errorf("user data %s (replica) and %s (generation 2) equal the base's %s: want their own draws", c, d, a)
+	}
+	if rec := g.LatencyRecord(); rec[0].Key != "i-run1base" || rec[1].Key != "i-run2base" {
+		t.Errorf("record keys %q, %q; want the instances' own", rec[0].Key, rec[1].Key)
+	}
+	g.ResetLatencyRecord()
+	g.lat.mu.Lock()
+	kept := g.drawKey("i-run1base")
+	g.lat.mu.Unlock()
+	if kept != "i-run1base" {
+		t.Errorf("after ResetLatencyRecord, i-run1base draws as %q; want its own key", kept)
 	}
 }

@@ -249,7 +249,7 @@ func (g *Gateway) loadBalancersChanged(call apiCall, body []byte) []byte {
 	inRegion := func(o *elb.Options) { o.Region = call.Region }
 	switch call.Action {
 	case "CreateLoadBalancer":
-		g.loadBalancerCreated(body)
+		g.loadBalancerCreated(call, body)
 	case "DescribeLoadBalancers":
 		return g.rewriteLoadBalancerStates(body)
 	case "CreateListener":
