@@ -149,10 +149,10 @@ func (s *Stages) findImages(ctx context.Context, runID string, gen int) ([]ec2ty
 	return images, nil
 }
 
-// undoImage deregisters the run's AMIs of every generation, then deletes their snapshots (found by tag
-// and through the images' block devices). An AMI still pending is remaining, never
-// gone; so is a snapshot still in use by an image on its way out
-// (InvalidSnapshot.InUse).
+// undoImage deregisters the run's AMIs of every generation, then deletes their
+// snapshots (found by tag and through the images' block devices). An AMI still
+// pending is remaining, never gone; so is a snapshot still in use by an image on its
+// way out (InvalidSnapshot.InUse).
 func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []string, err error) {
 	images, err := s.findImages(ctx, runID, allGenerations)
 	if err != nil {

@@ -81,17 +81,17 @@ func inGeneration(tags []ec2types.Tag, gen int) bool {
 // user tag of the same key cannot override (the run finds and deletes its resources
 // by them). ec2Tags and elbTags spell them for each API.
 func runTags(runID, role string, gen int, userTags map[string]string) [][2]string {
-	keys := []string{pipeline.TagRunID, pipeline.TagRole, pipeline.TagName}
+	keys := []string{pipeline.TagRunID, pipeline.TagRole}
 	own := map[string]string{
 		pipeline.TagRunID: runID,
 		pipeline.TagRole:  role,
-		pipeline.TagName:  pipeline.ResourceName(runID, role),
+		pipeline.TagName:  pipeline.GenerationName(runID, role, gen),
 	}
 	if gen > 0 {
-		keys = []string{pipeline.TagRunID, pipeline.TagRole, pipeline.TagGeneration, pipeline.TagName}
+		keys = append(keys, pipeline.TagGeneration)
 		own[pipeline.TagGeneration] = strconv.Itoa(gen)
-		own[pipeline.TagName] = pipeline.GenerationName(runID, role, gen)
 	}
+	keys = append(keys, pipeline.TagName)
 	tags := make([][2]string, 0, len(userTags)+len(own))
 	for _, k := range slices.Sorted(maps.Keys(userTags)) {
 		// The generation key is reserved everywhere: a resource without a
