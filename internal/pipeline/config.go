@@ -96,6 +96,7 @@ type PerWait struct {
 	InstancesRunning   int `json:"instancesRunning,omitempty"`
 	TargetsHealthy     int `json:"targetsHealthy,omitempty"`
 	CleanupDone        int `json:"cleanupDone,omitempty"`
+	GenerationsPruned  int `json:"generationsPruned,omitempty"`
 }
 
 // Of is the named wait's number (0 for an unknown wait).
@@ -113,6 +114,8 @@ func (m PerWait) Of(wait string) int {
 		return m.TargetsHealthy
 	case WaitCleanupDone:
 		return m.CleanupDone
+	case WaitGenerationsPruned:
+		return m.GenerationsPruned
 	}
 	return 0
 }

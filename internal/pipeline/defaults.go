@@ -57,12 +57,15 @@ func DefaultConfig() Config {
 				InstancesRunning:   5,
 				TargetsHealthy:     15,
 				CleanupDone:        30,
+				GenerationsPruned:  30,
 			},
 			IntervalSeconds: DefaultPollIntervalSeconds,
 			// With those: the base instance stopped within 15 min, the image
 			// within 30 min, the load balancer within 15 min, the instances running
 			// within 10 min, the targets healthy within 15 min, Cleanup's deletes
-			// within 20 min (PollConfig.WaitBound; a test holds them to these).
+			// within 20 min, a refresh's prune (its old targets' 30 s drain, then their
+			// terminations) within 15 min (PollConfig.WaitBound; a test holds them to
+			// these).
 			MaxPolls: PerWait{
 				BaseStopped:        173,
 				ImageAvailable:     332,
@@ -70,6 +73,7 @@ func DefaultConfig() Config {
 				InstancesRunning:   121,
 				TargetsHealthy:     179,
 				CleanupDone:        236,
+				GenerationsPruned:  176,
 			},
 		},
 		Verify: VerifyConfig{

@@ -53,6 +53,9 @@ type Document struct {
 	// Kept is set on a failed run's way to Cleanup when config.keepOnFailure holds:
 	// Cleanup then records the failure and what exists, and deletes nothing.
 	Kept *Kept `json:"kept,omitempty"`
+	// Refresh is set on the Refresh state machine's document (PrepareRefresh): the
+	// generation it replaces, and whether the new one has been committed.
+	Refresh *Refresh `json:"refresh,omitempty"`
 }
 
 // Gen is the generation the document builds: Generation, or PipelineGeneration when
@@ -174,6 +177,7 @@ type Polls struct {
 	InstancesRunning   *PollResult `json:"instancesRunning,omitempty"`
 	TargetsHealthy     *PollResult `json:"targetsHealthy,omitempty"`
 	CleanupDone        *PollResult `json:"cleanupDone,omitempty"`
+	GenerationsPruned  *PollResult `json:"generationsPruned,omitempty"`
 }
 
 // Of is the latest answer of the named wait (nil when none yet, for an unknown
@@ -212,6 +216,8 @@ func (p *Polls) field(wait string) **PollResult {
 		return &p.TargetsHealthy
 	case WaitCleanupDone:
 		return &p.CleanupDone
+	case WaitGenerationsPruned:
+		return &p.GenerationsPruned
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // An error's message does not name its stage: Step Functions records it under the Task
@@ -155,7 +156,7 @@ func (e *StageError) defaultStage(stage string) {
 // because it must never be retried, and a capacity error before a retryable one
 // for the same reason.
 var byPrecedence = []func(error) namedError{
-	as[*BadInputError], as[*CapacityError], as[*RetryableError], as[*WaitTimedOutError], as[*ResourceFailedError], as[*StageError],
+	as[*BadInputError], as[*RefreshInProgressError], as[*RunNotFoundError], as[*CapacityError], as[*RetryableError], as[*WaitTimedOutError], as[*ResourceFailedError], as[*StageError],
 }
 
 func as[T namedError](err error) namedError {
@@ -209,4 +210,53 @@ func ParseLambdaError(s []byte) (e LambdaError, ok bool) {
 		return LambdaError{}, false
 	}
 	return e, true
+}
+
+// ErrRefreshInProgress refuses a refresh of a run that another refresh holds.
+const ErrRefreshInProgress = "RefreshInProgressError"
+
+// ErrRunNotFound refuses a refresh of a run that has no live record.
+const ErrRunNotFound = "RunNotFoundError"
+
+// RefreshInProgressError is a refresh refused because another one holds the run: it
+// allocated no generation and created nothing. Never retried: the holder may run for
+// many minutes; the next scheduled refresh, or a person, tries again.
+type RefreshInProgressError struct {
+	Stage    string
+	RunID    string
+	Holder   string
+	Since    time.Time
+	Building int
+}
+
+func (e *RefreshInProgressError) Error() string {
+	return fmt.Sprintf("run %s: refresh %s is building generation %d since %s; try again when it ends",
+		e.RunID, e.Holder, e.Building, e.Since.UTC().Format(time.RFC3339))
+}
+
+// RunNotFoundError is a refresh of a run that has no record: never made, torn down,
+// being torn down, or made before run records existed.
+type RunNotFoundError struct {
+	Stage  string
+	RunID  string
+	Reason string
+}
+
+func (e *RunNotFoundError) Error() string {
+	return fmt.Sprintf("run %s cannot be refreshed: %s", e.RunID, e.Reason)
+}
+
+func (e *RefreshInProgressError) errorName() string { return ErrRefreshInProgress }
+func (e *RunNotFoundError) errorName() string       { return ErrRunNotFound }
+
+func (e *RefreshInProgressError) defaultStage(stage string) {
+	if e.Stage == "" {
+		e.Stage = stage
+	}
+}
+
+func (e *RunNotFoundError) defaultStage(stage string) {
+	if e.Stage == "" {
+		e.Stage = stage
+	}
 }

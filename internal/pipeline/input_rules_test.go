@@ -159,7 +159,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"keepBaseInstance", *d.KeepBaseInstance, true},
 		{"pageTemplate", d.PageTemplate, "<h1>Hola desde el EC2: {hostname}</h1>"},
 		{"poll.intervalSeconds", d.Poll.IntervalSeconds, 5},
-		{"poll.firstWaitSeconds", d.Poll.FirstWaitSeconds, pipeline.PerWait{BaseStopped: 45, ImageAvailable: 150, LoadBalancerActive: 120, InstancesRunning: 5, TargetsHealthy: 15, CleanupDone: 30}},
+		{"poll.firstWaitSeconds", d.Poll.FirstWaitSeconds, pipeline.PerWait{BaseStopped: 45, ImageAvailable: 150, LoadBalancerActive: 120, InstancesRunning: 5, TargetsHealthy: 15, CleanupDone: 30, GenerationsPruned: 30}},
 		{"verify", d.Verify, pipeline.VerifyConfig{Requests: 12, TimeoutSeconds: 5}},
 		{"fleet size", d.FleetSize(), 3},
 	}
@@ -171,7 +171,7 @@ func TestDefaultConfig(t *testing.T) {
 	// Each wait's bound, from its first check to its last, in minutes.
 	for wait, minutes := range map[string]int{
 		pipeline.WaitBaseStopped: 15, pipeline.WaitImageAvailable: 30, pipeline.WaitLoadBalancerActive: 15,
-		pipeline.WaitInstancesRunning: 10, pipeline.WaitTargetsHealthy: 15, pipeline.WaitCleanupDone: 20,
+		pipeline.WaitInstancesRunning: 10, pipeline.WaitTargetsHealthy: 15, pipeline.WaitCleanupDone: 20, pipeline.WaitGenerationsPruned: 15,
 	} {
 		if got := d.Poll.WaitBound(wait); got != minutes*60 {
 			t.Errorf("default %s wait = %d s, want %d minutes", wait, got, minutes)

@@ -47,7 +47,11 @@ const (
 	RegisterTargets         = "RegisterTargets"
 	CheckTargetsHealthy     = "CheckTargetsHealthy"
 	Verify                  = "Verify"
+	RecordRun               = "RecordRun"
 	Cleanup                 = "Cleanup"
+	PrepareRefresh          = "PrepareRefresh"
+	CommitGeneration        = "CommitGeneration"
+	PruneGenerations        = "PruneGenerations"
 )
 
 // Functions lists every Lambda, in pipeline order. The Makefile builds one zip per
@@ -67,7 +71,20 @@ var Functions = []Function{
 	{RegisterTargets},
 	{CheckTargetsHealthy},
 	{Verify},
+	{RecordRun},
 	{Cleanup},
+	{PrepareRefresh},
+	{CommitGeneration},
+	{PruneGenerations},
+}
+
+// RefreshFunctions are the functions the Refresh state machine calls: its own
+// (PrepareRefresh, CommitGeneration, PruneGenerations) and the Pipeline's stages it
+// reuses on a document of a later generation. Each is deployed once.
+var RefreshFunctions = []string{
+	PrepareRefresh, LaunchBase, CheckBaseStopped, CreateImage, CheckImageAvailable,
+	LaunchReplicas, CheckInstancesRunning, RegisterTargets, CheckTargetsHealthy, Verify,
+	CommitGeneration, PruneGenerations,
 }
 
 // Wait is one bounded wait loop: a Wait state, a check Task, and a Choice that goes on
@@ -75,8 +92,8 @@ var Functions = []Function{
 // is the condition waited for ("BaseStopped").
 type Wait struct {
 	Name string
-	// Check is the Function that polls it: "Check<Name>", except for Cleanup, which
-	// deletes and polls its own progress in one call.
+	// Check is the Function that polls it: "Check<Name>", except for Cleanup and
+	// PruneGenerations, which delete and poll their own progress in one call.
 	Check string
 }
 
@@ -103,9 +120,10 @@ const (
 	WaitInstancesRunning   = "InstancesRunning"
 	WaitTargetsHealthy     = "TargetsHealthy"
 	WaitCleanupDone        = "CleanupDone"
+	WaitGenerationsPruned  = "GenerationsPruned"
 )
 
-// Waits lists every wait loop, in pipeline order.
+// Waits lists every wait loop, in pipeline order (the Refresh machine's own last).
 var Waits = []Wait{
 	{WaitBaseStopped, CheckBaseStopped},
 	{WaitImageAvailable, CheckImageAvailable},
@@ -113,6 +131,7 @@ var Waits = []Wait{
 	{WaitInstancesRunning, CheckInstancesRunning},
 	{WaitTargetsHealthy, CheckTargetsHealthy},
 	{WaitCleanupDone, Cleanup},
+	{WaitGenerationsPruned, PruneGenerations},
 }
 
 // WaitOf is the wait that function polls, if it polls one.

@@ -94,7 +94,11 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 		Attempts: attemptAfter(prev),
 	}
 	if len(remaining) == 0 && len(errs) == 0 {
-		s.settle(doc, prev, poll)
+		span := time.Duration(0)
+		if branchStopped(doc.Errors) {
+			span = s.createTimeout()
+		}
+		s.settle(prev, poll, span)
 	}
 	poll.WaitSeconds = doc.Config.Poll.WaitAfter(pipeline.WaitCleanupDone, poll.Attempts)
 	if doc.Polls == nil {
@@ -123,7 +127,8 @@ func refuseBadRunID(runID string) error {
 	return nil
 }
 
-// settle answers a clean look (nothing left, no error). Cleanup is done only after
+// settle answers a clean look (nothing left, no error), span after the first clean
+// look in a row (see below). Cleanup is done only after
 // two clean looks in a row, far enough apart for whatever may still be created: when
 // a Parallel branch fails, Step Functions stops the other branch, but a Lambda it had
 // already invoked (LaunchBase in the middle of RunInstances) runs to its end, up to
@@ -132,16 +137,12 @@ func refuseBadRunID(runID string) error {
 // interval apart (nothing else of the run is running). The looks in between only
 // wait: they do not count as attempts, so config.poll.maxPolls.cleanupDone bounds
 // the deleting, not this wait.
-func (s *Stages) settle(doc pipeline.Document, prev, poll *pipeline.PollResult) {
+func (s *Stages) settle(prev, poll *pipeline.PollResult, span time.Duration) {
 	now := s.clock().UTC()
 	since := now
 	cleanBefore := prev != nil && (prev.State == cleanupSettling || prev.State == cleanupDeleted)
 	if cleanBefore && prev.CleanSince != nil {
 		since = *prev.CleanSince
-	}
-	span := time.Duration(0)
-	if branchStopped(doc.Errors) {
-		span = s.createTimeout()
 	}
 	poll.CleanSince = &since
 	switch {

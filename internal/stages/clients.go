@@ -13,9 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -57,6 +59,7 @@ type ELBAPI interface {
 	DeleteListener(context.Context, *elb.DeleteListenerInput, ...func(*elb.Options)) (*elb.DeleteListenerOutput, error)
 	DescribeTags(context.Context, *elb.DescribeTagsInput, ...func(*elb.Options)) (*elb.DescribeTagsOutput, error)
 	RegisterTargets(context.Context, *elb.RegisterTargetsInput, ...func(*elb.Options)) (*elb.RegisterTargetsOutput, error)
+	DeregisterTargets(context.Context, *elb.DeregisterTargetsInput, ...func(*elb.Options)) (*elb.DeregisterTargetsOutput, error)
 	DescribeTargetHealth(context.Context, *elb.DescribeTargetHealthInput, ...func(*elb.Options)) (*elb.DescribeTargetHealthOutput, error)
 }
 
@@ -71,6 +74,11 @@ type QuotasAPI interface {
 	GetServiceQuota(context.Context, *servicequotas.GetServiceQuotaInput, ...func(*servicequotas.Options)) (*servicequotas.GetServiceQuotaOutput, error)
 }
 
+// StatesAPI tells a refresh whether the execution that holds its run still runs.
+type StatesAPI interface {
+	DescribeExecution(context.Context, *sfn.DescribeExecutionInput, ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
+}
+
 // Stages carries what every stage needs. Each exported method is one Lambda's
 // handler logic.
 type Stages struct {
@@ -78,7 +86,12 @@ type Stages struct {
 	ELB    ELBAPI
 	SSM    SSMAPI
 	Quotas QuotasAPI
-	HTTP   *http.Client
+	// Runs is the runs table's API, RunsTable its name (pipeline.EnvRunsTable; ""
+	// where the deployment has none).
+	Runs      RunsAPI
+	RunsTable string
+	States    StatesAPI
+	HTTP      *http.Client
 	// Region is where the run creates its resources (the Lambda's own region).
 	Region string
 	// Now is time.Now, replaceable in tests.
@@ -97,6 +110,7 @@ func FromEnvironment(ctx context.Context) (*Stages, error) {
 		return nil, err
 	}
 	s := New(cfg)
+	s.RunsTable = os.Getenv(pipeline.EnvRunsTable)
 	if v := os.Getenv(pipeline.EnvCreateTimeout); v != "" {
 		secs, err := strconv.Atoi(v)
 		if err != nil || secs <= 0 {
@@ -128,6 +142,8 @@ func New(cfg aws.Config) *Stages {
 		ELB:    elb.NewFromConfig(cfg),
 		SSM:    ssm.NewFromConfig(cfg),
 		Quotas: servicequotas.NewFromConfig(cfg),
+		Runs:   dynamodb.NewFromConfig(cfg),
+		States: sfn.NewFromConfig(cfg),
 		HTTP:   &http.Client{Timeout: 10 * time.Second},
 		Region: cfg.Region,
 		Now:    time.Now,

@@ -154,9 +154,22 @@ func (s *Stages) findImages(ctx context.Context, runID string, gen int) ([]ec2ty
 // pending is remaining, never gone; so is a snapshot still in use by an image on its
 // way out (InvalidSnapshot.InUse).
 func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []string, err error) {
-	images, err := s.findImages(ctx, runID, allGenerations)
+	return s.deleteImages(ctx, runID, allGenerations)
+}
+
+// deleteImages deregisters the run's AMIs and deletes their snapshots, as undoImage
+// says, except those of generation keep (none when keep is allGenerations): a
+// refresh's prune keeps the serving generation's.
+func (s *Stages) deleteImages(ctx context.Context, runID string, keep int) (remaining []string, err error) {
+	all, err := s.findImages(ctx, runID, allGenerations)
 	if err != nil {
 		return nil, err
+	}
+	var images []ec2types.Image
+	for _, img := range all {
+		if keep == allGenerations || generationOf(img.Tags) != keep {
+			images = append(images, img)
+		}
 	}
 	var snapshots []string
 	addSnapshot := func(id string) {
@@ -196,7 +209,9 @@ func (s *Stages) undoImage(ctx context.Context, runID string) (remaining []strin
 			return nil, errors.Join(append(errs, fmt.Errorf("describe snapshots of run %s: %w", runID, err))...)
 		}
 		for _, snap := range page.Snapshots {
-			addSnapshot(aws.ToString(snap.SnapshotId))
+			if keep == allGenerations || generationOf(snap.Tags) != keep {
+				addSnapshot(aws.ToString(snap.SnapshotId))
+			}
 		}
 	}
 	for _, id := range snapshots {

@@ -533,5 +533,30 @@ func (f *fakeELB) DescribeTargetHealth(_ context.Context, in *elb.DescribeTarget
 	for _, t := range tg.Targets {
 		out.TargetHealthDescriptions = append(out.TargetHealthDescriptions, desc(t.ID, t.State, t.Reason))
 	}
+	// A draining target is listed once, then gone: its drain is over.
+	tg.Targets = slices.DeleteFunc(tg.Targets, func(t *fakeTarget) bool { return t.State == "draining" })
 	return &out, nil
+}
+
+// DeregisterTargets starts the targets' drain: they are listed as draining (by the
+// next DescribeTargetHealth of the whole group) and then gone.
+func (f *fakeELB) DeregisterTargets(_ context.Context, in *elb.DeregisterTargetsInput, _ ...func(*elb.Options)) (*elb.DeregisterTargetsOutput, error) {
+	c := f.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.record("DeregisterTargets", in); err != nil {
+		return nil, err
+	}
+	tg := c.tgs[aws.ToString(in.TargetGroupArn)]
+	if tg == nil {
+		return nil, fakeErr("TargetGroupNotFound", "One or more target groups not found")
+	}
+	for _, t := range in.Targets {
+		for _, x := range tg.Targets {
+			if x.ID == aws.ToString(t.Id) {
+				x.State, x.Reason = "draining", "Target.DeregistrationInProgress"
+			}
+		}
+	}
+	return &elb.DeregisterTargetsOutput{}, nil
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -57,7 +58,11 @@ var bindings = map[string]binding{
 	pipeline.RegisterTargets:         bind(pipeline.RegisterTargets, (*Stages).RegisterTargets),
 	pipeline.CheckTargetsHealthy:     bind(pipeline.CheckTargetsHealthy, (*Stages).CheckTargetsHealthy),
 	pipeline.Verify:                  bind(pipeline.Verify, (*Stages).Verify),
+	pipeline.RecordRun:               bind(pipeline.RecordRun, (*Stages).RecordRun),
 	pipeline.Cleanup:                 bind(pipeline.Cleanup, (*Stages).Cleanup),
+	pipeline.PrepareRefresh:          bind(pipeline.PrepareRefresh, (*Stages).PrepareRefresh),
+	pipeline.CommitGeneration:        bind(pipeline.CommitGeneration, (*Stages).CommitGeneration),
+	pipeline.PruneGenerations:        bind(pipeline.PruneGenerations, (*Stages).PruneGenerations),
 }
 
 // notYet is the error of a stage whose document lacks what an earlier stage records
@@ -110,6 +115,13 @@ func runIDOf(in any) string {
 	case pipeline.TeardownInput:
 		return v.RunID
 	case pipeline.ValidateInput:
+		// A refresh's input names its run; a Pipeline's run is named by its execution.
+		var in struct {
+			RunID string `json:"runId"`
+		}
+		if json.Unmarshal(v.Input, &in) == nil && pipeline.IsRunID(in.RunID) {
+			return in.RunID
+		}
 		if id, err := pipeline.RunIDFromExecutionName(v.ExecutionName); err == nil {
 			return id
 		}

@@ -76,6 +76,19 @@ func inGeneration(tags []ec2types.Tag, gen int) bool {
 	return gen == pipeline.PipelineGeneration
 }
 
+// generationOf is the generation a resource's tags put it in: its
+// amifleet:generation tag, or 1 when it has none (see genFilters).
+func generationOf(tags []ec2types.Tag) int {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == pipeline.TagGeneration {
+			if n, err := strconv.Atoi(aws.ToString(t.Value)); err == nil {
+				return n
+			}
+		}
+	}
+	return pipeline.PipelineGeneration
+}
+
 // runTags are the tags of a run's resource, in order: the user's tags, then the
 // run id, role, generation (gen > 0, only for generational roles) and Name, which a
 // user tag of the same key cannot override (the run finds and deletes its resources

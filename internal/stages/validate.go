@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/pricing"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
@@ -37,35 +38,47 @@ func (s *Stages) Validate(ctx context.Context, in pipeline.ValidateInput) (pipel
 	if err != nil {
 		return pipeline.Document{}, err
 	}
-	subnets, err := s.candidateSubnets(ctx, cfg.SubnetIDs)
+	placement, estimate, err := s.checkFleet(ctx, cfg)
 	if err != nil {
 		return pipeline.Document{}, err
+	}
+	Log(ctx).Info("input valid", "runId", runID, "instanceType", cfg.InstanceType, "zones", placement.Zones,
+		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase(), "estimatePerHour", estimate.PerHour)
+	return pipeline.Document{RunID: runID, Generation: pipeline.PipelineGeneration, Config: cfg, TokenSeed: tokenSeed(in.ExecutionID, in.StartTime),
+		Placement: placement, Estimate: estimate, Resources: pipeline.Resources{}}, nil
+}
+
+// checkFleet checks against the account what a fleet of cfg needs (Validate's checks,
+// which PrepareRefresh makes again for a new generation): its subnets, its image,
+// its instance type and the zones that offer it, its price against
+// config.maxHourlyCost, and its vCPUs against the quota beside what already runs.
+func (s *Stages) checkFleet(ctx context.Context, cfg pipeline.Config) (*pipeline.Placement, *pricing.Estimate, error) {
+	subnets, err := s.candidateSubnets(ctx, cfg.SubnetIDs)
+	if err != nil {
+		return nil, nil, err
 	}
 	var rootGiB int32
 	if cfg.ImageID != "" {
 		if rootGiB, err = s.validateImage(ctx, cfg.ImageID); err != nil {
-			return pipeline.Document{}, err
+			return nil, nil, err
 		}
 	}
 	vcpus, err := s.instanceTypeVCPUs(ctx, cfg.InstanceType)
 	if err != nil {
-		return pipeline.Document{}, err
+		return nil, nil, err
 	}
 	zones, err := s.offeringZones(ctx, cfg.InstanceType, zonesOf(subnets))
 	if err != nil {
-		return pipeline.Document{}, err
+		return nil, nil, err
 	}
 	estimate := fleetToPrice(s.Region, cfg, subnets, zones, rootGiB).Estimate()
 	if err := checkMaxHourlyCost(cfg, estimate); err != nil {
-		return pipeline.Document{}, err
+		return nil, nil, err
 	}
 	if err := s.checkVCPUQuota(ctx, cfg, vcpus); err != nil {
-		return pipeline.Document{}, err
+		return nil, nil, err
 	}
-	Log(ctx).Info("input valid", "runId", runID, "instanceType", cfg.InstanceType, "zones", zones,
-		"replicaCount", cfg.ReplicaCount, "keepBaseInstance", cfg.KeepBase(), "estimatePerHour", estimate.PerHour)
-	return pipeline.Document{RunID: runID, Generation: pipeline.PipelineGeneration, Config: cfg, TokenSeed: tokenSeed(in.ExecutionID, in.StartTime),
-		Placement: &pipeline.Placement{Zones: zones, VCPUs: vcpus}, Estimate: &estimate, Resources: pipeline.Resources{}}, nil
+	return &pipeline.Placement{Zones: zones, VCPUs: vcpus}, &estimate, nil
 }
 
 // validateImage checks that the input's AMI exists here and can be launched, and
