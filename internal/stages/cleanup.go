@@ -54,6 +54,10 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	if doc.Error == nil && len(doc.Errors) > 0 {
 		doc.Error = normaliseErrors(doc.Errors)
 	}
+	// First of all, no refresh may start on a run on its way out.
+	if err := s.endRun(ctx, doc.RunID, false); err != nil {
+		return doc, &pipeline.RetryableError{Stage: pipeline.Cleanup, Err: err}
+	}
 
 	undos := []struct {
 		what string
@@ -99,6 +103,13 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 			span = s.createTimeout()
 		}
 		s.settle(prev, poll, span)
+	}
+	if poll.Ready {
+		// Last, the run's record: the run is gone.
+		if err := s.endRun(ctx, doc.RunID, true); err != nil {
+			errs = append(errs, err)
+			poll.Ready, poll.State = false, cleanupSettling
+		}
 	}
 	poll.WaitSeconds = doc.Config.Poll.WaitAfter(pipeline.WaitCleanupDone, poll.Attempts)
 	if doc.Polls == nil {

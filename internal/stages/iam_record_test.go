@@ -44,6 +44,8 @@ var iamPrefix = map[string]string{
 	"Elastic Load Balancing v2": "elasticloadbalancing",
 	"SSM":                       "ssm",
 	"Service Quotas":            "servicequotas",
+	"DynamoDB":                  "dynamodb",
+	"SFN":                       "states",
 }
 
 // RecordAWSCall notes that the function running on this goroutine's stack called

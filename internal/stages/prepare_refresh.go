@@ -41,13 +41,6 @@ func (s *Stages) PrepareRefresh(ctx context.Context, in pipeline.ValidateInput) 
 	if err := refreshable(input.RunID, rec); err != nil {
 		return pipeline.Document{}, err
 	}
-	me := in.ExecutionID
-	stale := ""
-	if rec.Lock != nil && rec.Lock.Holder != me {
-		if stale, err = s.staleHolder(ctx, input.RunID, rec.Lock); err != nil {
-			return pipeline.Document{}, err
-		}
-	}
 	cfg, err := input.Apply(rec.Document.Config, in.Input)
 	if err != nil {
 		return pipeline.Document{}, err
@@ -55,6 +48,13 @@ func (s *Stages) PrepareRefresh(ctx context.Context, in pipeline.ValidateInput) 
 	placement, estimate, err := s.checkFleet(ctx, cfg)
 	if err != nil {
 		return pipeline.Document{}, err
+	}
+	me := in.ExecutionID
+	stale := ""
+	if rec.Lock != nil && rec.Lock.Holder != me {
+		if stale, err = s.staleHolder(ctx, input.RunID, rec.Lock); err != nil {
+			return pipeline.Document{}, err
+		}
 	}
 
 	gen := rec.LastGen + 1
