@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -196,5 +197,87 @@ func TestJSONCarries(t *testing.T) {
 	}
 	if callCarries(apiCall{Protocol: "rest-json", Body: []byte("run-a1")}, "run-a1") {
 		t.Error("a REST call carried a match")
+	}
+}
+
+// TestCloudFormationRunsTable: moto's CloudFormation, as the local cloud deploys the
+// stack (CreateStack, then UpdateStack for a redeploy), creates the Runs table as the
+// CDK synthesizes it (no TableName, on demand, runId HASH, DeletionPolicy Delete),
+// resolves its Ref and Arn, keeps it and its items across an update that leaves it as
+// it was, and deletes it with the stack.
+func TestCloudFormationRunsTable(t *testing.T) {
+	lc := startLocalCloud(t, GatewayOptions{})
+	ctx := context.Background()
+	table := `"Runs": {"Type": "AWS::DynamoDB::Table",
+	      "Properties": {
+	        "AttributeDefinitions": [{"AttributeName": "runId", "AttributeType": "S"}],
+	        "BillingMode": "PAY_PER_REQUEST",
+	        "KeySchema": [{"AttributeName": "runId", "KeyType": "HASH"}],
+	        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": false}},
+	      "UpdateReplacePolicy": "Delete", "DeletionPolicy": "Delete"}`
+	template := func(extraOutput string) string {
+		return `{"Resources": {` + table + `},
+	  "Outputs": {"RunsTableName": {"Value": {"Ref": "Runs"}}, "RunsTableArn": {"Value": {"Fn::GetAtt": ["Runs", "Arn"]}}` + extraOutput + `}}`
+	}
+	cfn := cloudformation.NewFromConfig(lc.cfg)
+	ddb := dynamodb.NewFromConfig(lc.cfg)
+	const stack = "runs-table-test"
+	if _, err := cfn.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String(stack), TemplateBody: aws.String(template(""))}); err != nil {
+		t.Fatal(err)
+	}
+	outputs := func() map[string]string {
+		out, err := cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stack)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, o := range out.Stacks[0].Outputs {
+			m[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+		}
+		return m
+	}
+	o := outputs()
+	name := o["RunsTableName"]
+	desc, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if err != nil {
+		t.Fatalf("the stack's table %q (outputs %v): %v", name, o, err)
+	}
+	tb := desc.Table
+	t.Logf("table %s, %s", name, aws.ToString(tb.TableArn))
+	if tb.BillingModeSummary == nil || tb.BillingModeSummary.BillingMode != ddbtypes.BillingModePayPerRequest {
+		t.Errorf("billing mode %+v, want PAY_PER_REQUEST", tb.BillingModeSummary)
+	}
+	if len(tb.KeySchema) != 1 || aws.ToString(tb.KeySchema[0].AttributeName) != "runId" || tb.KeySchema[0].KeyType != ddbtypes.KeyTypeHash {
+		t.Errorf("key schema %+v, want runId HASH", tb.KeySchema)
+	}
+	if len(tb.AttributeDefinitions) != 1 || tb.AttributeDefinitions[0].AttributeType != ddbtypes.ScalarAttributeTypeS {
+		t.Errorf("attribute definitions %+v, want runId S", tb.AttributeDefinitions)
+	}
+	if o["RunsTableArn"] != aws.ToString(tb.TableArn) || o["RunsTableArn"] != "arn:aws:dynamodb:"+testRegion+":"+testAccount+":table/"+name {
+		t.Errorf("Fn::GetAtt Arn %q, the table's ARN %q", o["RunsTableArn"], aws.ToString(tb.TableArn))
+	}
+	if _, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(name), Item: runKey("spring-demo")}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A redeploy that changes something else keeps the table and its records.
+	if _, err := cfn.UpdateStack(ctx, &cloudformation.UpdateStackInput{StackName: aws.String(stack),
+		TemplateBody: aws.String(template(`, "Other": {"Value": "x"}`))}); err != nil {
+		t.Fatal(err)
+	}
+	if o := outputs(); o["RunsTableName"] != name || o["Other"] != "x" {
+		t.Errorf("outputs after the update %v", o)
+	}
+	got, err := ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(name), Key: runKey("spring-demo"), ConsistentRead: aws.Bool(true)})
+	if err != nil || got.Item == nil {
+		t.Errorf("the record after the update: %v (%v)", got, err)
+	}
+
+	if _, err := cfn.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(stack)}); err != nil {
+		t.Fatal(err)
+	}
+	var gone *ddbtypes.ResourceNotFoundException
+	if _, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}); !errors.As(err, &gone) {
+		t.Errorf("the table after DeleteStack: %v, want ResourceNotFoundException", err)
 	}
 }
