@@ -40,8 +40,10 @@ type APIFault struct {
 	// every matching call fails until the faults are cleared.
 	Count int `json:"count"`
 	// Match, when set, limits the fault to the query-protocol calls (EC2, ELBv2) one
-	// of whose parameters contains it: a run id is in every name, tag and ARN of its
-	// run, so faults that match it hit that run only, and runs can fail side by side.
+	// of whose parameters contains it, and to the JSON-protocol calls (DynamoDB, SSM,
+	// Step Functions) whose body does: a run id is in every name, tag and ARN of its
+	// run, and in the key of its record, so faults that match it hit that run only, and
+	// runs can fail side by side. REST calls (Lambda, S3) never carry a match.
 	Match string `json:"match,omitempty"`
 }
 
@@ -56,8 +58,8 @@ type CrashFault struct {
 	// the invocation ends in a Runtime.ExitError before it can say so.
 	AfterCall string `json:"afterCall,omitempty"`
 	// Match, when set, limits the crash to the invocations whose payload contains it
-	// (a run id: the document carries it), or, with AfterCall, to the calls one of
-	// whose parameters does (see APIFault.Match).
+	// (a run id: the document carries it), or, with AfterCall, to the calls that
+	// carry it (see APIFault.Match).
 	Match string `json:"match,omitempty"`
 }
 
@@ -88,7 +90,7 @@ func (f *faultState) takeAPIFault(call apiCall) *APIFault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range f.api {
-		if ok, _ := path.Match(a.Action, call.key()); !ok || !formCarries(call.Form, a.Match) {
+		if ok, _ := path.Match(a.Action, call.key()); !ok || !callCarries(call, a.Match) {
 			continue
 		}
 		if a.Count > 0 && a.used >= a.Count {
@@ -108,7 +110,7 @@ func (f *faultState) takeCrash(function string, payload []byte) bool {
 
 // takeCrashAfter takes a crash of function due after call.
 func (f *faultState) takeCrashAfter(function string, call apiCall) bool {
-	return f.take(function, call.key(), func(match string) bool { return formCarries(call.Form, match) })
+	return f.take(function, call.key(), func(match string) bool { return callCarries(call, match) })
 }
 
 // take takes a crash of function due after call ("" at invocation) whose Match, if
@@ -128,12 +130,39 @@ func (f *faultState) take(function, call string, carries func(match string) bool
 	return false
 }
 
-// formCarries reports whether one of a query-protocol call's parameters contains
-// match; an empty match is carried by every call.
-func formCarries(form url.Values, match string) bool {
+// callCarries reports whether call carries match (see APIFault.Match); an empty
+// match is carried by every call.
+func callCarries(call apiCall, match string) bool {
 	if match == "" {
 		return true
 	}
+	if call.Protocol == "json" {
+		return jsonCarries(call.Body, match)
+	}
+	return formCarries(call.Form, match)
+}
+
+// jsonCarries reports whether a JSON body contains match: as it is sent, or in one of
+// its strings once unescaped (an encoder may write "/" or "<" escaped).
+func jsonCarries(body []byte, match string) bool {
+	if bytes.Contains(body, []byte(match)) {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := tok.(string); ok && strings.Contains(s, match) {
+			return true
+		}
+	}
+}
+
+// formCarries reports whether one of a query-protocol call's parameters contains
+// match.
+func formCarries(form url.Values, match string) bool {
 	for _, values := range form {
 		for _, v := range values {
 			if strings.Contains(v, match) {

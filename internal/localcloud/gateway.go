@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -97,6 +98,7 @@ type Gateway struct {
 	lambda *lambda.Client
 	s3     *s3.Client
 	ec2    *ec2.Client
+	ddb    *dynamodb.Client // the IAM check reads tables' keys and tags
 
 	workDir    string
 	ownWorkDir bool
@@ -181,6 +183,7 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	g.lambda = lambda.NewFromConfig(cfg)
 	g.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	g.ec2 = ec2.NewFromConfig(cfg)
+	g.ddb = dynamodb.NewFromConfig(cfg)
 	g.elb = elb.NewFromConfig(cfg)
 	g.logs = newLogShipper(up.String(), opts.Region, g.log)
 	g.proxy = g.newProxy(up)

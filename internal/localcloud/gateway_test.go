@@ -19,6 +19,8 @@ import (
 	"github.com/amifleet/amifleet/internal/userdata"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -408,6 +410,11 @@ func TestGatewayAPIFaults(t *testing.T) {
 			_, err := ssm.NewFromConfig(lc.cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/x")})
 			return err
 		}},
+		{"dynamodb:GetItem", "ProvisionedThroughputExceededException", func() error {
+			_, err := dynamodb.NewFromConfig(lc.cfg).GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("x"),
+				Key: map[string]ddbtypes.AttributeValue{"runId": &ddbtypes.AttributeValueMemberS{Value: "x"}}})
+			return err
+		}},
 		{"s3:ListBuckets", "AccessDenied", func() error {
 			_, err := s3.NewFromConfig(lc.cfg, func(o *s3.Options) { o.UsePathStyle = true }).ListBuckets(ctx, &s3.ListBucketsInput{})
 			return err
@@ -671,12 +678,14 @@ func TestIdentify(t *testing.T) {
 	}
 	cases := []struct {
 		name, method, path, body, service, target, host string
-		want, region, protocol                          string
+		want, region, protocol, contentType             string
 	}{
 		{name: "ec2 query", method: "POST", path: "/", body: "Action=DescribeInstances&Version=2016-11-15", service: "ec2", want: "ec2:DescribeInstances", region: "eu-west-2", protocol: "ec2"},
 		{name: "elbv2 query", method: "POST", path: "/", body: "Action=CreateLoadBalancer", service: "elasticloadbalancing", want: "elasticloadbalancing:CreateLoadBalancer", protocol: "query"},
 		{name: "json", method: "POST", path: "/", target: "AmazonSSM.GetParameter", service: "ssm", want: "ssm:GetParameter", protocol: "json"},
 		{name: "states", method: "POST", path: "/", target: "AWSStepFunctions.StartExecution", service: "states", want: "states:StartExecution", protocol: "json"},
+		{name: "dynamodb", method: "POST", path: "/", target: "DynamoDB_20120810.GetItem", service: "dynamodb", want: "dynamodb:GetItem", protocol: "json",
+			body: `{"TableName":"Runs","Key":{"runId":{"S":"spring-demo"}}}`, contentType: "application/x-amz-json-1.0"},
 		{name: "lambda invoke", method: "POST", path: "/2015-03-31/functions/f/invocations", service: "lambda", want: "lambda:Invoke", protocol: "rest-json"},
 		{name: "lambda invoke unsigned", method: "POST", path: "/2015-03-31/functions/f/invocations", want: "lambda:Invoke"},
 		{name: "lambda get", method: "GET", path: "/2015-03-31/functions/f", service: "lambda", want: "lambda:GetFunction"},
@@ -695,7 +704,10 @@ func TestIdentify(t *testing.T) {
 			if tc.host != "" {
 				r.Host = tc.host
 			}
-			if tc.body != "" {
+			switch {
+			case tc.contentType != "":
+				r.Header.Set("Content-Type", tc.contentType)
+			case tc.body != "":
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 			}
 			if tc.service != "" {
@@ -716,6 +728,9 @@ func TestIdentify(t *testing.T) {
 			}
 			if tc.protocol != "" && c.Protocol != tc.protocol {
 				t.Errorf("protocol %q, want %q", c.Protocol, tc.protocol)
+			}
+			if tc.protocol == "json" && string(c.Body) != tc.body {
+				t.Errorf("JSON body %q, want %q", c.Body, tc.body)
 			}
 			// The body is still there for moto.
 			if tc.body != "" {

@@ -29,13 +29,11 @@ package localcloud
 // fails the call with a message saying why: it never lets the call through.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -246,16 +244,7 @@ func (g *Gateway) iamCheck(r *http.Request, call apiCall, id iamIdentity) (iamDe
 	if region == "" {
 		region = id.Region
 	}
-	req := &iamRequest{g: g, call: call, region: region, partition: partitionOf(region), account: id.account()}
-	if call.Protocol == "json" {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
-		if err != nil {
-			return iamDecision{}, fmt.Errorf("reading the request: %w", err)
-		}
-		r.Body.Close()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		req.body = body
-	}
+	req := &iamRequest{g: g, call: call, region: region, partition: partitionOf(region), account: id.account(), body: call.Body}
 	key := call.key()
 	mapper, known := iamActions[key]
 	if !known {

@@ -27,6 +27,8 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -101,6 +103,14 @@ var iamActions = func() map[string]iamMapper {
 
 		"ssm:GetParameter":              iamMapGetParameter,
 		"servicequotas:GetServiceQuota": iamMapGetServiceQuota,
+
+		"dynamodb:GetItem":    iamMapItem("Key"),
+		"dynamodb:PutItem":    iamMapItem("Item"),
+		"dynamodb:UpdateItem": iamMapItem("Key"),
+		"dynamodb:DeleteItem": iamMapItem("Key"),
+
+		"states:DescribeExecution": iamMapExecution,
+		"states:StopExecution":     iamMapExecution,
 	}
 	for _, a := range iamDescribes {
 		m[a] = iamMapDescribe
@@ -163,8 +173,9 @@ func (q *iamRequest) elbARN(resource string) string {
 	return "arn:" + q.partition + ":elasticloadbalancing:" + q.region + ":" + q.account + ":" + resource
 }
 
-func (q *iamRequest) ec2Opt(o *ec2.Options) { o.Region = q.region }
-func (q *iamRequest) elbOpt(o *elb.Options) { o.Region = q.region }
+func (q *iamRequest) ec2Opt(o *ec2.Options)      { o.Region = q.region }
+func (q *iamRequest) ddbOpt(o *dynamodb.Options) { o.Region = q.region }
+func (q *iamRequest) elbOpt(o *elb.Options)      { o.Region = q.region }
 
 // --- context keys
 
@@ -292,7 +303,8 @@ func iamLookupErr(what string, err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()
-		if strings.Contains(code, "NotFound") || strings.Contains(code, "Malformed") || code == "ValidationError" {
+		if strings.Contains(code, "NotFound") || strings.Contains(code, "Malformed") || code == "ValidationError" ||
+			code == "ValidationException" {
 			return &iamNotFound{what: what}
 		}
 	}
@@ -925,4 +937,122 @@ func iamMapGetServiceQuota(_ context.Context, q *iamRequest) ([]iamEval, error) 
 	quota, _ := body["QuotaCode"].(string)
 	arn := "arn:" + q.partition + ":servicequotas:" + q.region + ":" + q.account + ":" + service + "/" + quota
 	return []iamEval{q.eval("quota", arn, map[string]any{"servicequotas:service": service})}, nil
+}
+
+// --- DynamoDB
+
+// iamMapItem evaluates an item call on its table (TableName, a name or an ARN), with
+// the table's tags and, as dynamodb:LeadingKeys, the partition key value the call's
+// keyMember ("Key", or PutItem's "Item") gives. The other keys the Service
+// Authorization Reference lists (dynamodb:Attributes, dynamodb:Select,
+// dynamodb:EnclosingOperation) are not computed: amifleet's roles do not use them.
+func iamMapItem(keyMember string) iamMapper {
+	return func(ctx context.Context, q *iamRequest) ([]iamEval, error) {
+		body, err := q.jsonBody()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := body["TableName"].(string)
+		if name == "" {
+			return nil, &iamNotFound{what: "a table (the call names none)"}
+		}
+		arn := name
+		if !strings.HasPrefix(name, "arn:") {
+			arn = "arn:" + q.partition + ":dynamodb:" + q.region + ":" + q.account + ":table/" + name
+		}
+		var (
+			hashKey string
+			tags    map[string]string
+		)
+		err = iamParallel(
+			func() (err error) { hashKey, err = q.tableHashKey(ctx, name); return err },
+			func() (err error) { tags, err = q.tableTags(ctx, arn); return err },
+		)
+		if err != nil {
+			return nil, err
+		}
+		keys := map[string]any{}
+		for k, v := range tags {
+			// DynamoDB's tag condition key is aws:ResourceTag only (no
+			// dynamodb:ResourceTag).
+			keys["aws:ResourceTag/"+k] = v
+		}
+		item, _ := body[keyMember].(map[string]any)
+		if v, ok := iamAttributeValue(item[hashKey]); ok {
+			keys["dynamodb:LeadingKeys"] = []string{v}
+		}
+		for _, k := range []string{"ReturnValues", "ReturnConsumedCapacity"} {
+			if v, ok := body[k].(string); ok && v != "" {
+				keys["dynamodb:"+k] = v
+			}
+		}
+		return []iamEval{q.eval("table", arn, keys)}, nil
+	}
+}
+
+// iamAttributeValue is a key attribute's value as IAM compares it: the string of an
+// S, N or B attribute value ({"S": "spring-demo"}).
+func iamAttributeValue(v any) (string, bool) {
+	m, _ := v.(map[string]any)
+	for _, typ := range []string{"S", "N", "B"} {
+		if s, ok := m[typ].(string); ok {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+// tableHashKey is the name of a table's partition key.
+func (q *iamRequest) tableHashKey(ctx context.Context, table string) (string, error) {
+	out, err := q.g.ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, q.ddbOpt)
+	if err != nil {
+		return "", iamLookupErr("table "+table, err)
+	}
+	for _, k := range out.Table.KeySchema {
+		if k.KeyType == ddbtypes.KeyTypeHash {
+			return aws.ToString(k.AttributeName), nil
+		}
+	}
+	return "", fmt.Errorf("table %s has no partition key in moto's answer", table)
+}
+
+func (q *iamRequest) tableTags(ctx context.Context, arn string) (map[string]string, error) {
+	tags := map[string]string{}
+	in := &dynamodb.ListTagsOfResourceInput{ResourceArn: aws.String(arn)}
+	for {
+		out, err := q.g.ddb.ListTagsOfResource(ctx, in, q.ddbOpt)
+		if err != nil {
+			return nil, iamLookupErr("table "+arn, err)
+		}
+		for _, t := range out.Tags {
+			tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+		if out.NextToken == nil {
+			return tags, nil
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+// --- Step Functions
+
+// iamMapExecution evaluates an execution call on the execution its executionArn
+// names: a Standard workflow's ("execution") or an Express one's ("express").
+// Executions carry no tags of their own to read.
+func iamMapExecution(_ context.Context, q *iamRequest) ([]iamEval, error) {
+	body, err := q.jsonBody()
+	if err != nil {
+		return nil, err
+	}
+	arn, _ := body["executionArn"].(string)
+	parts := strings.SplitN(arn, ":", 7)
+	if len(parts) < 7 || parts[0] != "arn" || parts[2] != "states" {
+		// Step Functions answers a malformed ARN with InvalidArn: moto does.
+		return nil, &iamNotFound{what: "execution " + arn}
+	}
+	switch parts[5] {
+	case "execution", "express":
+		return []iamEval{q.eval(parts[5], arn, nil)}, nil
+	}
+	return nil, &iamNotFound{what: "execution " + arn}
 }

@@ -22,12 +22,16 @@ import (
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -638,7 +642,8 @@ var iamExtraActions = []string{"ec2:DescribeInstanceTypeOfferings", "ec2:Describ
 // against real resources in moto, and holds what it evaluates to iam-data (the
 // Service Authorization Reference): each resource type is one iam-data lists for the
 // action (or a declared gap, which must still be one), each condition key one it lists
-// for the action or that resource type; the simulator resolves the same resource
+// for the action, for that resource type with the action, or for that resource type
+// itself; the simulator resolves the same resource
 // type and ignores no key.
 func TestIAMMappingFollowsIAMData(t *testing.T) {
 	lc := startLocalCloud(t, GatewayOptions{})
@@ -686,6 +691,7 @@ func TestIAMMappingFollowsIAMData(t *testing.T) {
 		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String(tgARN)}}})
 	must(err)
 	listenerARN := aws.ToString(listener.Listeners[0].ListenerArn)
+	createRunsTable(t, dynamodb.NewFromConfig(lc.cfg), "amifleet-map", ddbtypes.Tag{Key: aws.String(pipeline.TagRunID), Value: aws.String("map")})
 
 	tag := func(prefix, typ string) url.Values {
 		return url.Values{prefix + ".ResourceType": {typ}, prefix + ".Tag.1.Key": {pipeline.TagRunID}, prefix + ".Tag.1.Value": {"map"},
@@ -742,6 +748,18 @@ func TestIAMMappingFollowsIAMData(t *testing.T) {
 
 		"ssm:GetParameter":              {body: `{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}`},
 		"servicequotas:GetServiceQuota": {body: `{"ServiceCode":"ec2","QuotaCode":"L-1216C47A"}`},
+
+		"dynamodb:GetItem": {body: `{"TableName":"amifleet-map","Key":{"runId":{"S":"map"}},"ConsistentRead":true,"ReturnConsumedCapacity":"TOTAL"}`},
+		"dynamodb:PutItem": {body: `{"TableName":"amifleet-map","Item":{"runId":{"S":"map"},"state":{"S":"live"}},` +
+			`"ConditionExpression":"attribute_not_exists(runId)","ReturnValues":"ALL_OLD"}`},
+		"dynamodb:UpdateItem": {body: `{"TableName":"arn:aws:dynamodb:` + testRegion + `:` + testAccount + `:table/amifleet-map","Key":{"runId":{"S":"map"}},` +
+			`"UpdateExpression":"SET lastGen = :one","ExpressionAttributeValues":{":one":{"N":"1"}},"ReturnValues":"UPDATED_NEW"}`},
+		"dynamodb:DeleteItem": {body: `{"TableName":"amifleet-map","Key":{"runId":{"S":"map"}}}`},
+
+		"states:DescribeExecution": {body: `{"executionArn":"arn:aws:states:` + testRegion + `:` + testAccount + `:execution:AmiFleet-Refresh:refresh-map"}`},
+		"states:DescribeExecution (express)": {body: `{"executionArn":"arn:aws:states:` + testRegion + `:` + testAccount +
+			`:express:AmiFleet-Express:e1:0b1c2d3e-0000-4000-8000-000000000000"}`},
+		"states:StopExecution": {body: `{"executionArn":"arn:aws:states:` + testRegion + `:` + testAccount + `:execution:AmiFleet-Refresh:refresh-map"}`},
 	}
 	for _, a := range iamDescribes {
 		samples[a] = sample{form: url.Values{}}
@@ -841,7 +859,9 @@ func TestIAMMappingFollowsIAMData(t *testing.T) {
 				found := false
 				for _, rt := range in.ResourceTypes {
 					if rt.Name == ev.Type {
-						found, listed = true, rt.ConditionKeys
+						// The keys the action lists for the type, and those the type
+						// lists itself (DynamoDB's table: aws:ResourceTag).
+						found, listed = true, slices.Concat(rt.ConditionKeys, rt.TypeConditionKeys)
 					}
 				}
 				gap, declared := iamDataGaps[ev.Action+" "+ev.Type]
@@ -898,4 +918,149 @@ func TestIAMMappingFollowsIAMData(t *testing.T) {
 		}
 	}
 	t.Logf("what the mapping evaluates (Describe* on * left out):\n%s", strings.Join(table, "\n"))
+}
+
+// TestIAMRunRecordCalls: a function's DynamoDB item calls are evaluated on the table
+// the body names, and its execution calls on the execution: allowed where its role
+// grants them, refused as AWS refuses them elsewhere; a table that does not exist is
+// DynamoDB's own answer, and a condition that fails still reaches the SDK as
+// ConditionalCheckFailedException.
+func TestIAMRunRecordCalls(t *testing.T) {
+	lc := startLocalCloud(t, GatewayOptions{Strict: Strictness{IAM: true}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := dynamodb.NewFromConfig(lc.cfg)
+	tableA := createRunsTable(t, admin, "Runs-a")
+	tableB := createRunsTable(t, admin, "Runs-b")
+
+	// A Refresh-like machine whose executions the role may describe and stop, and
+	// another whose it may not; each execution waits, so that it can be stopped.
+	states := sfn.NewFromConfig(lc.cfg)
+	hold := `{"StartAt":"Hold","States":{"Hold":{"Type":"Wait","Seconds":60,"End":true}}}`
+	execution := func(machine string) string {
+		sm, err := states.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{Name: aws.String(machine), RoleArn: aws.String(testRoleARN), Definition: aws.String(hold)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := states.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: sm.StateMachineArn, Name: aws.String("held")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = states.StopExecution(context.Background(), &sfn.StopExecutionInput{ExecutionArn: ex.ExecutionArn})
+		})
+		return aws.ToString(ex.ExecutionArn)
+	}
+	refresh, other := execution("iamtest-Refresh"), execution("iamtest-Other")
+
+	const function = "PrepareRefresh-iamtest"
+	cfg := makeFunctionRole(t, lc, function, "amifleet-iamtest-refresh", []map[string]any{
+		iamStatement([]string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, []string{tableA}, nil),
+		iamStatement([]string{"states:DescribeExecution", "states:StopExecution"},
+			[]string{"arn:aws:states:" + testRegion + ":" + testAccount + ":execution:iamtest-Refresh:*"}, nil),
+	})
+	ddb := dynamodb.NewFromConfig(cfg)
+	denied := func(t *testing.T, err error, resource string) {
+		t.Helper()
+		code, msg := apiError(err)
+		if code != "AccessDeniedException" || httpStatus(err) != http.StatusBadRequest || !strings.Contains(msg, "on resource: "+resource+" ") {
+			t.Fatalf("%v (HTTP %d), want AccessDeniedException, 400, on %s", err, httpStatus(err), resource)
+		}
+	}
+	put := func(table string) error {
+		_, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]ddbtypes.AttributeValue{
+			"runId": &ddbtypes.AttributeValueMemberS{Value: "spring-demo"}, "state": &ddbtypes.AttributeValueMemberS{Value: "live"}},
+			ConditionExpression: aws.String("attribute_not_exists(runId)")})
+		return err
+	}
+	get := func(table string) error {
+		_, err := ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: runKey("spring-demo"), ConsistentRead: aws.Bool(true)})
+		return err
+	}
+	update := func(table, state string) error {
+		_, err := ddb.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table), Key: runKey("spring-demo"),
+			UpdateExpression: aws.String("SET lastGen = :one"), ConditionExpression: aws.String("#s = :state"),
+			ExpressionAttributeNames: map[string]string{"#s": "state"},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+				":state": &ddbtypes.AttributeValueMemberS{Value: state}, ":one": &ddbtypes.AttributeValueMemberN{Value: "1"}}})
+		return err
+	}
+
+	t.Run("the granted table", func(t *testing.T) {
+		if err := put("Runs-a"); err != nil {
+			t.Fatalf("PutItem: %v", err)
+		}
+		if err := get("Runs-a"); err != nil {
+			t.Fatalf("GetItem: %v", err)
+		}
+		if err := update("Runs-a", "live"); err != nil {
+			t.Fatalf("UpdateItem: %v", err)
+		}
+		// By ARN as well as by name.
+		if err := get(tableA); err != nil {
+			t.Fatalf("GetItem by the table's ARN: %v", err)
+		}
+		var failed *ddbtypes.ConditionalCheckFailedException
+		if err := update("Runs-a", "tearingDown"); !errors.As(err, &failed) {
+			t.Fatalf("UpdateItem on a condition that does not hold: %v, want *types.ConditionalCheckFailedException", err)
+		}
+		_, err := ddb.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String("Runs-a"), Key: runKey("spring-demo")})
+		denied(t, err, tableA) // not granted
+	})
+
+	t.Run("another table", func(t *testing.T) {
+		if _, err := admin.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("Runs-b"), Item: runKey("spring-demo")}); err != nil {
+			t.Fatal(err)
+		}
+		denied(t, put("Runs-b"), tableB)
+		denied(t, get("Runs-b"), tableB)
+		denied(t, get(tableB), tableB)
+		denied(t, update("Runs-b", "live"), tableB)
+		d := lc.gw.Denials()
+		if last := d[len(d)-1]; last.Action != "dynamodb:UpdateItem" || last.Resource != tableB || last.ResourceType != "table" {
+			t.Errorf("last denial %+v", last)
+		}
+		// moto's answer: the table is unknown, as DynamoDB answers.
+		var missing *ddbtypes.ResourceNotFoundException
+		if err := get("Runs-none"); !errors.As(err, &missing) {
+			t.Errorf("GetItem of a table that does not exist: %v, want ResourceNotFoundException", err)
+		}
+	})
+
+	t.Run("the partition key is dynamodb:LeadingKeys", func(t *testing.T) {
+		own := dynamodb.NewFromConfig(makeFunctionRole(t, lc, "OwnRecord-iamtest", "amifleet-iamtest-own", []map[string]any{
+			iamStatement([]string{"dynamodb:GetItem"}, []string{tableA},
+				map[string]any{"ForAllValues:StringEquals": map[string]any{"dynamodb:LeadingKeys": []string{"spring-demo"}}}),
+		}))
+		if _, err := own.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("Runs-a"), Key: runKey("spring-demo")}); err != nil {
+			t.Fatalf("its own record: %v", err)
+		}
+		_, err := own.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("Runs-a"), Key: runKey("winter-demo")})
+		denied(t, err, tableA)
+	})
+
+	t.Run("executions", func(t *testing.T) {
+		sf := sfn.NewFromConfig(cfg)
+		out, err := sf.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(refresh)})
+		if err != nil || out.Status != sfntypes.ExecutionStatusRunning {
+			t.Fatalf("DescribeExecution of a Refresh execution: %v (%v)", err, out)
+		}
+		_, err = sf.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(other)})
+		denied(t, err, other)
+		_, err = sf.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(other)})
+		denied(t, err, other)
+		if _, err := sf.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(refresh)}); err != nil {
+			t.Fatalf("StopExecution of a Refresh execution: %v", err)
+		}
+		if out := awaitExecution(ctx, t, states, refresh); out.Status != sfntypes.ExecutionStatusAborted {
+			t.Errorf("the stopped execution is %s, want ABORTED", out.Status)
+		}
+		if out, err := states.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(other)}); err != nil || out.Status != sfntypes.ExecutionStatusRunning {
+			t.Errorf("the other execution: %v (%v), want it running still", err, out)
+		}
+		rec := lc.gw.IAMRecord().Functions[function]
+		if got := rec.Actions["states:StopExecution"]; got.Allowed != 1 || got.Denied != 1 {
+			t.Errorf("states:StopExecution record %+v, want one allowed, one denied", got)
+		}
+	})
 }

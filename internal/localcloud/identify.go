@@ -14,7 +14,8 @@ import (
 	"strings"
 )
 
-// maxFormBody bounds the query-protocol bodies the gateway reads to find the action.
+// maxFormBody bounds the query- and JSON-protocol bodies the gateway reads to find
+// the action (and, for JSON, to map it for IAM and match faults).
 const maxFormBody = 32 << 20
 
 // apiCall is what the gateway makes of a request.
@@ -31,6 +32,9 @@ type apiCall struct {
 	Protocol string
 	// Form is a query-protocol request's parameters.
 	Form url.Values
+	// Body is a JSON-protocol request's body (DynamoDB, SSM, Step Functions): the IAM
+	// mapping reads the resources it names, and a fault's Match looks in it.
+	Body []byte
 	// AccessKey is the access key ID the request is signed with ("" when unsigned):
 	// a function's own (functionAccessKey) or anyone else's.
 	AccessKey string
@@ -58,25 +62,29 @@ func identify(r *http.Request) (apiCall, error) {
 	}
 
 	form := r.URL.Query()
+	target := r.Header.Get("X-Amz-Target")
 	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
+		body, err := readBody(r)
 		if err != nil {
-			return c, fmt.Errorf("reading request: %w", err)
+			return c, err
 		}
-		r.Body.Close()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
 		if bf, err := url.ParseQuery(string(body)); err == nil {
 			for k, v := range bf {
 				form[k] = v
 			}
 		}
 	}
-	target := r.Header.Get("X-Amz-Target")
 	switch {
 	case target != "":
 		c.Protocol = "json"
 		c.Action = target[strings.LastIndex(target, ".")+1:]
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := readBody(r)
+			if err != nil {
+				return c, err
+			}
+			c.Body = body
+		}
 	case form.Get("Action") != "":
 		c.Protocol = "query"
 		c.Action = form.Get("Action")
@@ -104,6 +112,18 @@ func identify(r *http.Request) (apiCall, error) {
 		c.Service = "unknown"
 	}
 	return c, nil
+}
+
+// readBody reads r's body (up to maxFormBody) and puts it back for moto.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody))
+	if err != nil {
+		return nil, fmt.Errorf("reading request: %w", err)
+	}
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return body, nil
 }
 
 // lambdaAction names the Lambda REST operations the project uses; others are named

@@ -129,6 +129,33 @@ def workaround_moto_issue_10076():
     StateTaskServiceSfn._normalise_parameters = normalise_lower_camel
 
 
+def serialise_dynamodb():
+    """DynamoDB's conditional writes race in moto's threaded server (moto 5.2.1).
+
+    DynamoDB serialises the writes to an item, so of two conditional writes that
+    both read the item before either wrote, exactly one condition holds. moto's
+    DynamoDB takes no lock: each request reads the item, evaluates the condition and
+    writes in its own server thread, and two threads can both pass the condition
+    (amifleet's run record is a lock taken with one). One lock around every DynamoDB
+    request makes each one whole, as an item's writes are on AWS; the other
+    services keep their threads.
+    """
+    import functools
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    @functools.wraps(call_action)
+    def call_action_serialised(self):
+        with lock:
+            return call_action(self)
+
+    DynamoHandler.call_action = call_action_serialised
+
+
 def scale_waits(scale):
     """Executions wait on the local cloud's scaled clock (not a moto bug).
 
@@ -197,6 +224,7 @@ def main():
     workaround_cloudformation_backends()
     workaround_create_image_snapshot_tags()
     workaround_moto_issue_10076()
+    serialise_dynamodb()
     scale_waits(args.wait_scale)
     serve(args.host, args.port)
 
