@@ -349,6 +349,10 @@ func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Optio
 		if tg.path == "" {
 			tg.path = "/"
 		}
+		if d := g.PageDelay(); d >= tg.timeout {
+			g.log.Warn("data plane: pages take longer than the target group's health check timeout: its targets will not pass their checks",
+				"targetGroup", tgARN, "pageDelay", d.String(), "timeout", tg.timeout.String())
+		}
 		g.lbs.groups[tgARN] = tg
 	}
 	for _, id := range ids {
