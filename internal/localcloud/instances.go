@@ -118,10 +118,12 @@ func (g *Gateway) instancesChanged(call apiCall, body []byte) {
 		}
 	case "StopInstances":
 		for _, id := range formList(call, "InstanceId") {
+			g.checkDataPlane(call.Action, id)
 			g.shutdown(id)
 		}
 	case "TerminateInstances":
 		for _, id := range formList(call, "InstanceId") {
+			g.checkDataPlane(call.Action, id)
 			g.shutdown(id)
 			g.imds.forget(id)
 			_ = os.RemoveAll(g.InstanceDisk(id))

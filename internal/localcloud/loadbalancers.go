@@ -36,6 +36,10 @@ type lbPlane struct {
 	mu     sync.Mutex
 	byARN  map[string]*albStandIn
 	groups map[string]*targetGroup
+	// violations are the data-plane violations (checkDataPlane), by the load
+	// balancer's DNS name in lower case: kept after the load balancer is deleted, so
+	// that a test reads them after its teardown too.
+	violations map[string][]string
 }
 
 // albStandIn is one load balancer's listener on loopback.
@@ -497,6 +501,48 @@ func (g *Gateway) drain(tg *targetGroup, id string, th *targetHealth, delay time
 		g.log.Warn("data plane: drained target removed at 2 × its deregistration delay with requests in flight",
 			"targetGroup", tg.arn, "target", id, "inflight", th.inflight, "delay", delay.String())
 	}
+}
+
+// checkDataPlane is called as action (StopInstances or TerminateInstances, as moto
+// accepted it) takes the instance id down. It records a data-plane violation for
+// each load balancer still using the instance: a target of the load balancer's group
+// in any state but unused (initial, healthy, unhealthy or draining), or one the load
+// balancer has requests in flight to. Those requests, or the ones it is still sent,
+// fail: a refresh must never do this (docs/refresh.md §4). Violations are kept per
+// load balancer, as several scenarios may share a gateway, and one's teardown may
+// legitimately terminate targets of its own.
+func (g *Gateway) checkDataPlane(action, id string) {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	for _, arn := range slices.Sorted(maps.Keys(g.lbs.byARN)) {
+		a := g.lbs.byARN[arn]
+		state := "not registered"
+		if tg := g.lbs.groups[a.targetGroupARN]; tg != nil && tg.targets[id] != nil {
+			state = tg.targets[id].state
+		}
+		inflight := a.inflight[id]
+		if inflight == 0 && (state == "not registered" || state == string(elbtypes.TargetHealthStateEnumUnused)) {
+			continue
+		}
+		v := fmt.Sprintf("%s %s: a target of %s (%s, %d requests in flight)", action, id, a.targetGroupARN, state, inflight)
+		if g.lbs.violations == nil {
+			g.lbs.violations = map[string][]string{}
+		}
+		key := strings.ToLower(a.dnsName)
+		g.lbs.violations[key] = append(g.lbs.violations[key], v)
+		g.log.Error("data plane violation", "loadBalancer", a.dnsName, "violation", v)
+	}
+}
+
+// DataPlaneViolations are the data-plane violations recorded for the load balancer
+// whose DNS name is dnsName, oldest first: each a StopInstances or TerminateInstances
+// of an instance the load balancer was still using (checkDataPlane), in one line
+// naming the call, the instance, the target group, the target's state and its
+// requests in flight. None is nil.
+func (g *Gateway) DataPlaneViolations(dnsName string) []string {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	return slices.Clone(g.lbs.violations[strings.ToLower(dnsName)])
 }
 
 // healthCheck checks one target every interval until it is deregistered.
