@@ -61,6 +61,9 @@ type Options struct {
 	Latency   *LatencyModel
 	// OnLoadBalancer: see GatewayOptions.
 	OnLoadBalancer func(dnsName, localURL string)
+	// PageDelay: see GatewayOptions (0: pages at once). Gateway.SetPageDelay changes
+	// it once the cloud is up.
+	PageDelay time.Duration
 	// Lenient names the strict checks to turn off (Strictness.Relax: "iam,quota",
 	// "all"); every check is on by default.
 	Lenient string
@@ -211,6 +214,7 @@ func Up(ctx context.Context, opts Options) (c *Cloud, err error) {
 		TimeScale:      opts.TimeScale,
 		Latency:        opts.Latency,
 		OnLoadBalancer: opts.OnLoadBalancer,
+		PageDelay:      opts.PageDelay,
 		// Deterministic zips: the deployed CodeSha256 matches the local file, so the
 		// gateway need not download the code back from moto's S3.
 		ZipDirs: []string{filepath.Join(root, "build", goarch)},

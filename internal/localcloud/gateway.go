@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -67,6 +68,15 @@ type GatewayOptions struct {
 	// TimeScale (in (0, 1]) turns AWS's durations into local ones for the data plane: a target
 	// group's 10 s health check interval runs every 10 s × TimeScale (default 0.1).
 	TimeScale float64
+	// PageDelay, when above 0, is how long each instance's httpd stand-in waits
+	// before it answers a request (real time, not scaled): pages that take a while,
+	// so that requests through a load balancer are still in flight while targets
+	// are deregistered and instances terminated. The load balancers' health checks
+	// are GETs like any other (on AWS too) and wait as well, so PageDelay must stay
+	// well below the target groups' scaled health check timeout (amifleet's 4 s ×
+	// the default 0.1 = 400 ms), or no target ever passes them (the gateway logs a
+	// warning when a group's timeout is not above it). SetPageDelay changes it.
+	PageDelay time.Duration
 	// UserAddress is the public address of the person running the local cloud, as a
 	// load balancer's security groups see their requests (default DefaultUserAddress).
 	UserAddress string
@@ -103,11 +113,12 @@ type Gateway struct {
 	workDir    string
 	ownWorkDir bool
 
-	srv  *http.Server
-	url  string
-	ctx  context.Context // ended by Close: background work stops
-	stop context.CancelFunc
-	bg   sync.WaitGroup
+	srv       *http.Server
+	url       string
+	pageDelay atomic.Int64    // GatewayOptions.PageDelay, as SetPageDelay leaves it
+	ctx       context.Context // ended by Close: background work stops
+	stop      context.CancelFunc
+	bg        sync.WaitGroup
 
 	mu        sync.Mutex
 	functions map[string]*deployedFunction // region + "/" + name
@@ -189,6 +200,7 @@ func NewGateway(opts GatewayOptions) (*Gateway, error) {
 	g.proxy = g.newProxy(up)
 	g.guest.delay = opts.GuestOSDelay
 	g.lat.model = opts.Latency
+	g.pageDelay.Store(int64(max(opts.PageDelay, 0)))
 	if g.imds, err = startIMDS(); err != nil {
 		return nil, fmt.Errorf("gateway: instance metadata service: %w", err)
 	}
@@ -220,6 +232,14 @@ func (g *Gateway) Serve(ln net.Listener) {
 
 // URL is the gateway's endpoint, once Start or Serve has run.
 func (g *Gateway) URL() string { return g.url }
+
+// SetPageDelay changes GatewayOptions.PageDelay for the requests the instances' httpd
+// stand-ins get from now on (d <= 0: none). Several tests may share one gateway: one
+// that wants slow pages sets them for its own duration.
+func (g *Gateway) SetPageDelay(d time.Duration) { g.pageDelay.Store(int64(max(d, 0))) }
+
+// PageDelay is the delay the instances' httpd stand-ins answer with (SetPageDelay).
+func (g *Gateway) PageDelay() time.Duration { return time.Duration(g.pageDelay.Load()) }
 
 // Close stops serving, stops every function's processes and the guest OS's pending
 // stops, and removes the unpacked code if the gateway made its work directory.

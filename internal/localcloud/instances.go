@@ -118,10 +118,12 @@ func (g *Gateway) instancesChanged(call apiCall, body []byte) {
 		}
 	case "StopInstances":
 		for _, id := range formList(call, "InstanceId") {
+			g.checkDataPlane(call.Action, id)
 			g.shutdown(id)
 		}
 	case "TerminateInstances":
 		for _, id := range formList(call, "InstanceId") {
+			g.checkDataPlane(call.Action, id)
 			g.shutdown(id)
 			g.imds.forget(id)
 			_ = os.RemoveAll(g.InstanceDisk(id))
@@ -211,7 +213,7 @@ func (g *Gateway) bootNow(ctx context.Context, id string, optFns ...func(*ec2.Op
 		return err
 	}
 	h := &httpdStandIn{addr: ln.Addr().String(),
-		srv: &http.Server{Handler: httpdHandler(filepath.Join(disk, "var/www/html")), ReadHeaderTimeout: 10 * time.Second}}
+		srv: &http.Server{Handler: httpdHandler(filepath.Join(disk, "var/www/html"), g.PageDelay), ReadHeaderTimeout: 10 * time.Second}}
 	g.instances.mu.Lock()
 	if g.instances.serving == nil {
 		g.instances.serving = map[string]*httpdStandIn{}
@@ -257,12 +259,24 @@ func (g *Gateway) closeInstances() {
 
 // httpdHandler serves root as httpd's DocumentRoot: files, index.html for a directory,
 // 403 for a directory without one (Amazon Linux 2023's welcome configuration answers
-// "/" so), 404 for what is not there.
-func httpdHandler(root string) http.Handler {
+// "/" so), 404 for what is not there. Each GET or HEAD is answered after delay()
+// (GatewayOptions.PageDelay), the load balancers' health checks' too: a slow server is
+// slow for them as well. A request whose connection closes meanwhile (the instance
+// stopped, the client gone) gets no answer, as from a machine that went away.
+func httpdHandler(root string, delay func() time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 			return
+		}
+		if d := delay(); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
 		}
 		p := filepath.Join(root, filepath.FromSlash(path.Clean("/"+r.URL.Path)))
 		st, err := os.Stat(p)

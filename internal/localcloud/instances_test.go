@@ -141,7 +141,7 @@ func TestInstancesServeFromTheImage(t *testing.T) {
 
 func TestHTTPDStandInAnswersAsAL2023(t *testing.T) {
 	root := t.TempDir()
-	h := httpdHandler(root)
+	h := httpdHandler(root, func() time.Duration { return 0 })
 	rec := func(path string) int {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", "http://x"+path, nil))
@@ -161,5 +161,30 @@ func TestHTTPDStandInAnswersAsAL2023(t *testing.T) {
 	}
 	if got := rec("/../../etc/passwd"); got != http.StatusNotFound {
 		t.Errorf("GET outside the document root: %d, want 404", got)
+	}
+}
+
+// TestHTTPDStandInPageDelay: with a page delay, every answer waits that long (real
+// time), and a request whose client goes away meanwhile gets none.
+func TestHTTPDStandInPageDelay(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>x</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const delay = 80 * time.Millisecond
+	h := httpdHandler(root, func() time.Duration { return delay })
+	start := time.Now()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "http://x/", nil))
+	if took := time.Since(start); w.Code != http.StatusOK || took < delay {
+		t.Errorf("GET / with a %s delay: %d after %s, want 200 after at least the delay", delay, w.Code, took)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w = httptest.NewRecorder()
+	start = time.Now()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "http://x/", nil).WithContext(ctx))
+	if took := time.Since(start); took >= delay || w.Body.Len() != 0 {
+		t.Errorf("a request whose client left: answered %q after %s, want nothing at once", w.Body.String(), took)
 	}
 }

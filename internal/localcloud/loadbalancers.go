@@ -36,6 +36,10 @@ type lbPlane struct {
 	mu     sync.Mutex
 	byARN  map[string]*albStandIn
 	groups map[string]*targetGroup
+	// violations are the data-plane violations (checkDataPlane), by the load
+	// balancer's DNS name in lower case: kept after the load balancer is deleted, so
+	// that a test reads them after its teardown too.
+	violations map[string][]string
 }
 
 // albStandIn is one load balancer's listener on loopback.
@@ -47,6 +51,11 @@ type albStandIn struct {
 	srv                          *http.Server
 	addr                         string
 	next                         int
+	// inflight counts, per instance, the requests this load balancer has forwarded
+	// to it that have not ended. Unlike targetHealth.inflight, it outlives the
+	// target's record (a drain cut short at 2 × the delay): a termination then
+	// still fails those requests.
+	inflight map[string]int
 }
 
 // The sources the data plane tells apart. A request to a load balancer's local port,
@@ -76,6 +85,12 @@ type targetHealth struct {
 	ok, failed                 int // consecutive results
 	stop                       context.CancelFunc
 	registered                 time.Time
+	// inflight is the requests forward sent to the target that have not ended; a
+	// draining target stays listed until it is 0 (or 2 × the delay has passed).
+	inflight int
+	// drainEnds is when a draining target's deregistration delay ends (scaled);
+	// zero until deregister.
+	drainEnds time.Time
 }
 
 // scaled turns an AWS duration into local time (GatewayOptions.TimeScale).
@@ -203,11 +218,15 @@ func permitsPort(p ec2types.IpPermission, port int32) bool {
 	return false
 }
 
-// forward sends r to the next healthy target of a's target group.
+// forward sends r to the next healthy target of a's target group. The request counts
+// as in flight to the target from the moment it is picked until the target's answer
+// has been copied to the client: a draining target is not removed meanwhile, and
+// terminating it is a violation (checkDataPlane).
 func (g *Gateway) forward(a *albStandIn, w http.ResponseWriter, r *http.Request) {
 	g.lbs.mu.Lock()
+	tg := g.lbs.groups[a.targetGroupARN]
 	var healthy []string
-	if tg := g.lbs.groups[a.targetGroupARN]; tg != nil {
+	if tg != nil {
 		for id, th := range tg.targets {
 			if th.state == string(elbtypes.TargetHealthStateEnumHealthy) {
 				healthy = append(healthy, id)
@@ -219,6 +238,13 @@ func (g *Gateway) forward(a *albStandIn, w http.ResponseWriter, r *http.Request)
 		slices.Sort(healthy)
 		target = healthy[a.next%len(healthy)]
 		a.next++
+		th := tg.targets[target]
+		th.inflight++
+		if a.inflight == nil {
+			a.inflight = map[string]int{}
+		}
+		a.inflight[target]++
+		defer g.requestEnded(a, tg, target, th)
 	}
 	g.lbs.mu.Unlock()
 	addr := ""
@@ -242,6 +268,23 @@ func (g *Gateway) forward(a *albStandIn, w http.ResponseWriter, r *http.Request)
 		},
 	}
 	rp.ServeHTTP(w, r)
+}
+
+// requestEnded ends a request forward counted as in flight to the target id. The
+// last one to end on a target whose deregistration delay has passed removes it: the
+// drain (deregister) left it listed for that request.
+func (g *Gateway) requestEnded(a *albStandIn, tg *targetGroup, id string, th *targetHealth) {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	th.inflight--
+	if a.inflight[id]--; a.inflight[id] <= 0 {
+		delete(a.inflight, id)
+	}
+	if th.inflight == 0 && th.state == string(elbtypes.TargetHealthStateEnumDraining) && !th.drainEnds.IsZero() &&
+		!time.Now().Before(th.drainEnds) && tg.targets[id] == th {
+		delete(tg.targets, id)
+		g.log.Info("data plane: drained target removed after its last request", "targetGroup", tg.arn, "target", id)
+	}
 }
 
 // loadBalancersChanged follows the ELBv2 calls that change what serves.
@@ -349,6 +392,10 @@ func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Optio
 		if tg.path == "" {
 			tg.path = "/"
 		}
+		if d := g.PageDelay(); d >= tg.timeout {
+			g.log.Warn("data plane: pages take longer than the target group's health check timeout: its targets will not pass their checks",
+				"targetGroup", tgARN, "pageDelay", d.String(), "timeout", tg.timeout.String())
+		}
 		g.lbs.groups[tgARN] = tg
 	}
 	for _, id := range ids {
@@ -370,7 +417,14 @@ func (g *Gateway) register(tgARN string, ids []string, optFns ...func(*elb.Optio
 
 // deregister stops checking the targets and drains them: the load balancer sends them
 // no new requests, and they are listed as draining for the group's deregistration
-// delay (deregistration_delay.timeout_seconds, AWS's default 300 s), on the time scale.
+// delay (deregistration_delay.timeout_seconds, AWS's default 300 s), on the time scale,
+// and after it for as long as a request forwarded to them has not ended (the last one
+// to end removes the target: requestEnded). AWS lets in-flight requests complete
+// within the delay and ends the drain early when none are left; the local drain is
+// never shorter than the delay, the conservative case for a caller that must wait
+// for it. AWS closes the connections that remain when the delay ends; the local
+// drain waits for them up to 2 × the delay, then removes the target anyway (and logs
+// it), so that a page that never ends cannot keep it listed for ever.
 func (g *Gateway) deregister(tgARN, region string, ids []string) {
 	delay := 300 * time.Second
 	ctx, cancel := context.WithTimeout(g.ctx, 5*time.Second)
@@ -391,29 +445,104 @@ func (g *Gateway) deregister(tgARN, region string, ids []string) {
 	if tg == nil {
 		return
 	}
+	scaled := g.scaled(delay)
 	for _, id := range ids {
 		th := tg.targets[id]
-		if th == nil {
-			continue
+		if th == nil || th.state == string(elbtypes.TargetHealthStateEnumDraining) {
+			continue // deregistering again does not restart the drain
 		}
 		th.stop()
 		th.state, th.reason, th.description = string(elbtypes.TargetHealthStateEnumDraining),
 			string(elbtypes.TargetHealthReasonEnumDeregistrationInProgress), "Target deregistration is in progress"
+		th.drainEnds = time.Now().Add(scaled)
 		g.bg.Add(1)
 		go func() {
 			defer g.bg.Done()
-			select {
-			case <-time.After(g.scaled(delay)):
-			case <-g.ctx.Done():
-				return
-			}
-			g.lbs.mu.Lock()
-			if tg.targets[id] == th {
-				delete(tg.targets, id)
-			}
-			g.lbs.mu.Unlock()
+			g.drain(tg, id, th, scaled)
 		}()
 	}
+}
+
+// drain removes a draining target once its delay has passed, unless requests to it
+// are still in flight: then the last of them removes it (requestEnded), or, past
+// 2 × the delay, drain does whatever is left.
+func (g *Gateway) drain(tg *targetGroup, id string, th *targetHealth, delay time.Duration) {
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-g.ctx.Done():
+			return false
+		}
+	}
+	if !wait(time.Until(th.drainEnds)) {
+		return
+	}
+	g.lbs.mu.Lock()
+	if tg.targets[id] != th { // registered again meanwhile
+		g.lbs.mu.Unlock()
+		return
+	}
+	if th.inflight == 0 {
+		delete(tg.targets, id)
+		g.lbs.mu.Unlock()
+		return
+	}
+	g.lbs.mu.Unlock()
+	if !wait(time.Until(th.drainEnds.Add(delay))) {
+		return
+	}
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	if tg.targets[id] == th {
+		delete(tg.targets, id)
+		g.log.Warn("data plane: drained target removed at 2 × its deregistration delay with requests in flight",
+			"targetGroup", tg.arn, "target", id, "inflight", th.inflight, "delay", delay.String())
+	}
+}
+
+// checkDataPlane is called as action (StopInstances or TerminateInstances, as moto
+// accepted it) takes the instance id down. It records a data-plane violation for
+// each load balancer still using the instance: a target of the load balancer's group
+// in any state but unused (initial, healthy, unhealthy or draining), or one the load
+// balancer has requests in flight to. Those requests, or the ones it is still sent,
+// fail: a refresh must never do this (docs/refresh.md §4). Violations are kept per
+// load balancer, as several scenarios may share a gateway, and one's teardown may
+// legitimately terminate targets of its own.
+func (g *Gateway) checkDataPlane(action, id string) {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	for _, arn := range slices.Sorted(maps.Keys(g.lbs.byARN)) {
+		a := g.lbs.byARN[arn]
+		state := "not registered"
+		if tg := g.lbs.groups[a.targetGroupARN]; tg != nil && tg.targets[id] != nil {
+			state = tg.targets[id].state
+		}
+		inflight := a.inflight[id]
+		if inflight == 0 && (state == "not registered" || state == string(elbtypes.TargetHealthStateEnumUnused)) {
+			continue
+		}
+		v := fmt.Sprintf("%s %s: a target of %s (%s, %d requests in flight)", action, id, a.targetGroupARN, state, inflight)
+		if g.lbs.violations == nil {
+			g.lbs.violations = map[string][]string{}
+		}
+		key := strings.ToLower(a.dnsName)
+		g.lbs.violations[key] = append(g.lbs.violations[key], v)
+		g.log.Error("data plane violation", "loadBalancer", a.dnsName, "violation", v)
+	}
+}
+
+// DataPlaneViolations are the data-plane violations recorded for the load balancer
+// whose DNS name is dnsName, oldest first: each a StopInstances or TerminateInstances
+// of an instance the load balancer was still using (checkDataPlane), in one line
+// naming the call, the instance, the target group, the target's state and its
+// requests in flight. None is nil.
+func (g *Gateway) DataPlaneViolations(dnsName string) []string {
+	g.lbs.mu.Lock()
+	defer g.lbs.mu.Unlock()
+	return slices.Clone(g.lbs.violations[strings.ToLower(dnsName)])
 }
 
 // healthCheck checks one target every interval until it is deregistered.
