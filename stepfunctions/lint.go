@@ -117,7 +117,8 @@ var (
 //     records an error, a Pass that records one) goes to the KeepOnFailure?
 //     Choice, whose Default is Cleanup: no failure skips the choice, and none
 //     skips Cleanup unless the run keeps its resources. States on the failure path
-//     itself (those reachable from KeepOnFailure?) may go straight to Cleanup.
+//     itself (those reachable from KeepOnFailure?) may go straight to Cleanup. In
+//     a machine with a PruneGenerations state (Refresh), every failure goes to it.
 //   - every loop passes through a Choice rule that leaves the loop when
 //     $.polls.<key>.attempts NumericGreaterThanEqualsPath $.config.poll.maxPolls.<key>,
 //     and through a Wait with SecondsPath: no loop is unbounded or busy.
@@ -276,18 +277,29 @@ func (c *checker) scope(where string, m machine) {
 // a run with config.keepOnFailure keeps its resources, any other is cleaned up.
 const KeepChoice = "KeepOnFailure?"
 
-// failurePath checks that, in a scope with a Cleanup state, every failure goes to
-// KeepChoice, and that KeepChoice defaults to Cleanup.
+// failurePath checks that every failure of a scope goes where its machine undoes
+// what it made: in a scope with a Cleanup state (the Pipeline), to KeepChoice,
+// whose Default is Cleanup; in a scope with a PruneGenerations state (Refresh),
+// to PruneGenerations, which removes every generation that does not serve. States
+// on the failure path itself (those reachable from its entry) are exempt.
 func (c *checker) failurePath(where string, states map[string]*state, edges map[string][]string) {
-	if states[pipeline.Cleanup] == nil {
+	var entry, says string
+	switch {
+	case states[pipeline.Cleanup] != nil:
+		entry = KeepChoice
+		says = fmt.Sprintf("a failure goes to %s (which goes on to %s, or keeps the resources)", KeepChoice, pipeline.Cleanup)
+		if k := states[KeepChoice]; k != nil && (k.Type != "Choice" || k.Default != pipeline.Cleanup) {
+			c.add(where, KeepChoice, fmt.Sprintf("must be a Choice whose Default is %s (Type %q, Default %q)", pipeline.Cleanup, k.Type, k.Default))
+		}
+	case states[pipeline.PruneGenerations] != nil:
+		entry = pipeline.PruneGenerations
+		says = fmt.Sprintf("a refresh's failure goes to %s (which removes the generation that does not serve)", pipeline.PruneGenerations)
+	default:
 		return
 	}
 	var onPath map[string]bool
-	if k := states[KeepChoice]; k != nil {
-		if k.Type != "Choice" || k.Default != pipeline.Cleanup {
-			c.add(where, KeepChoice, fmt.Sprintf("must be a Choice whose Default is %s (Type %q, Default %q)", pipeline.Cleanup, k.Type, k.Default))
-		}
-		onPath = walk([]string{KeepChoice}, edges)
+	if states[entry] != nil {
+		onPath = walk([]string{entry}, edges)
 	}
 	for _, name := range slices.Sorted(maps.Keys(states)) {
 		s := states[name]
@@ -299,12 +311,12 @@ func (c *checker) failurePath(where string, states map[string]*state, edges map[
 			if to == nil || to.Type == "Fail" || to.Type == "Succeed" || string(k.ResultPath) == "null" {
 				continue
 			}
-			if k.Next != KeepChoice {
-				c.add(where, name, fmt.Sprintf("Catch %v goes to %q: a failure goes to %s (which goes on to %s, or keeps the resources)", k.ErrorEquals, k.Next, KeepChoice, pipeline.Cleanup))
+			if k.Next != entry {
+				c.add(where, name, fmt.Sprintf("Catch %v goes to %q: %s", k.ErrorEquals, k.Next, says))
 			}
 		}
-		if s.Type == "Pass" && strings.HasPrefix(string(s.ResultPath), `"$.errors.`) && states[s.Next] != nil && states[s.Next].Type != "Fail" && s.Next != KeepChoice {
-			c.add(where, name, fmt.Sprintf("records an error and goes to %q: a failure goes to %s (which goes on to %s, or keeps the resources)", s.Next, KeepChoice, pipeline.Cleanup))
+		if s.Type == "Pass" && strings.HasPrefix(string(s.ResultPath), `"$.errors.`) && states[s.Next] != nil && states[s.Next].Type != "Fail" && s.Next != entry {
+			c.add(where, name, fmt.Sprintf("records an error and goes to %q: %s", s.Next, says))
 		}
 	}
 }

@@ -1,6 +1,7 @@
-// Package stepfunctions holds amifleet's two state machines, Pipeline and Teardown, as
-// Amazon States Language files (pipeline.asl.json, teardown.asl.json: the one source
-// of truth, loadable in Workflow Studio), embeds them, and checks them.
+// Package stepfunctions holds amifleet's three state machines, Pipeline, Teardown and
+// Refresh, as Amazon States Language files (pipeline.asl.json, teardown.asl.json,
+// refresh.asl.json: the one source of truth, loadable in Workflow Studio), embeds
+// them, and checks them.
 //
 // The files name each Lambda by a ${<Name>FunctionArn} placeholder (one per entry of
 // pipeline.Functions), the Teardown state machine by ${TeardownStateMachineArn}, and
@@ -32,6 +33,9 @@ var pipelineASL []byte
 //go:embed teardown.asl.json
 var teardownASL []byte
 
+//go:embed refresh.asl.json
+var refreshASL []byte
+
 // TeardownPlaceholder is the placeholder for the Teardown state machine's ARN, which
 // the Pipeline starts when a run has a time to live (config.teardownAfterMinutes).
 const TeardownPlaceholder = "TeardownStateMachineArn"
@@ -46,6 +50,9 @@ func Pipeline() []byte { return bytes.Clone(pipelineASL) }
 
 // Teardown is the Teardown state machine's definition, with its placeholders.
 func Teardown() []byte { return bytes.Clone(teardownASL) }
+
+// Refresh is the Refresh state machine's definition, with its placeholders.
+func Refresh() []byte { return bytes.Clone(refreshASL) }
 
 // KnownPlaceholders are the placeholders a definition may use: one per function in
 // pipeline.Functions, TeardownPlaceholder and PartitionPlaceholder.

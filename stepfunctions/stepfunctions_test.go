@@ -22,6 +22,7 @@ func TestDefinitionsPassLint(t *testing.T) {
 	}{
 		{"Pipeline", Pipeline()},
 		{"Teardown", Teardown()},
+		{"Refresh", Refresh()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := Lint(tc.def); err != nil {
@@ -46,7 +47,7 @@ func TestDefinitionsPassLint(t *testing.T) {
 // The definitions name no partition: every ARN they write themselves is
 // arn:${Partition}:..., so that the stack deploys in aws-cn and aws-us-gov too.
 func TestDefinitionsNameNoPartition(t *testing.T) {
-	for name, def := range map[string][]byte{"Pipeline": Pipeline(), "Teardown": Teardown()} {
+	for name, def := range map[string][]byte{"Pipeline": Pipeline(), "Teardown": Teardown(), "Refresh": Refresh()} {
 		if m := partitionRE.Find(def); m != nil {
 			t.Errorf("%s hard-codes the partition: %s", name, m)
 		}
@@ -72,7 +73,9 @@ func TestDefinitionsNameNoPartition(t *testing.T) {
 func TestPlaceholdersAreTheFunctions(t *testing.T) {
 	var want []string
 	for _, f := range pipeline.Functions {
-		want = append(want, f.Placeholder())
+		if !slices.Contains([]string{pipeline.PrepareRefresh, pipeline.CommitGeneration, pipeline.PruneGenerations}, f.Name) {
+			want = append(want, f.Placeholder())
+		}
 	}
 	want = append(want, TeardownPlaceholder, PartitionPlaceholder)
 	slices.Sort(want)
@@ -81,6 +84,58 @@ func TestPlaceholdersAreTheFunctions(t *testing.T) {
 	}
 	if got, want := Placeholders(Teardown()), []string{"CleanupFunctionArn", PartitionPlaceholder}; !slices.Equal(got, want) {
 		t.Errorf("Teardown placeholders = %v; want %v", got, want)
+	}
+	// Refresh calls its own functions and the Pipeline's stages it reuses, no other.
+	want = []string{PartitionPlaceholder}
+	for _, f := range pipeline.RefreshFunctions {
+		want = append(want, pipeline.Function{Name: f}.Placeholder())
+	}
+	slices.Sort(want)
+	if got := Placeholders(Refresh()); !slices.Equal(got, want) {
+		t.Errorf("Refresh placeholders = %v; want %v", got, want)
+	}
+}
+
+// TestRefreshShape: every failure of a refresh, from its first create to its commit,
+// goes to PruneGenerations; PrepareRefresh's refusals go straight to Fail states;
+// the prune's end chooses by the commit.
+func TestRefreshShape(t *testing.T) {
+	m := parse(t, Refresh())
+	for name, s := range m.States {
+		if name == "PrepareRefresh" || name == pipeline.PruneGenerations {
+			continue
+		}
+		for _, k := range s.Catch {
+			if k.Next != pipeline.PruneGenerations {
+				t.Errorf("%s's Catch goes to %s; want %s", name, k.Next, pipeline.PruneGenerations)
+			}
+		}
+	}
+	for errorType, fail := range map[string]string{pipeline.ErrBadInput: "InvalidInput", pipeline.ErrRunNotFound: "RunNotFound",
+		pipeline.ErrRefreshInProgress: "RefreshInProgress", pipeline.ErrCapacity: "QuotaTooSmall"} {
+		found := false
+		for _, k := range m.States["PrepareRefresh"].Catch {
+			if slices.Contains(k.ErrorEquals, errorType) {
+				found = k.Next == fail && m.States[fail].Type == "Fail"
+			}
+		}
+		if !found {
+			t.Errorf("PrepareRefresh does not send %s to the Fail state %s", errorType, fail)
+		}
+	}
+	if c := m.States["Committed?"]; c == nil || c.Default != "RefreshFailed" || len(c.Choices) != 1 ||
+		c.Choices[0].Variable != "$.refresh.committed" || c.Choices[0].Next != "Succeeded" {
+		t.Errorf("Committed? = %+v; want $.refresh.committed to Succeeded, else RefreshFailed", c)
+	}
+	// The same rule, mutated: a Catch that skips the prune is refused.
+	var def map[string]any
+	if err := json.Unmarshal(Refresh(), &def); err != nil {
+		t.Fatal(err)
+	}
+	catch := st(def["States"].(map[string]any), "RegisterTargets")["Catch"].([]any)
+	catch[0].(map[string]any)["Next"] = "CommitGeneration"
+	if err := Lint(mustJSON(t, def)); err == nil || !strings.Contains(err.Error(), `state "RegisterTargets": Catch [States.ALL] goes to "CommitGeneration": a refresh's failure goes to PruneGenerations`) {
+		t.Errorf("Lint of a refresh whose RegisterTargets skips the prune = %v", err)
 	}
 }
 
@@ -476,7 +531,7 @@ func TestLintRejects(t *testing.T) {
 			mutate: func(s map[string]any) {
 				st(s, "TeardownScheduled?")["Default"] = "Verify"
 			},
-			want: "unbounded loop TeardownScheduled? → Verify → TeardownScheduled?",
+			want: "unbounded loop RecordRun → TeardownScheduled? → Verify → RecordRun",
 		},
 		{
 			name: "busy loop",
@@ -767,7 +822,7 @@ func tail(s string, n int) string {
 // runs in the local cloud, on both rendered definitions, and on one it must refuse.
 func TestMotoParses(t *testing.T) {
 	defs := map[string]string{}
-	for name, def := range map[string][]byte{"pipeline": Pipeline(), "teardown": Teardown()} {
+	for name, def := range map[string][]byte{"pipeline": Pipeline(), "teardown": Teardown(), "refresh": Refresh()} {
 		r, err := Render(def, fakeARNs())
 		if err != nil {
 			t.Fatal(err)
@@ -777,7 +832,7 @@ func TestMotoParses(t *testing.T) {
 	defs["broken"] = `{"StartAt": "A", "States": {"A": {"Type": "Wait", "SecondsPath": 5, "End": true}}}`
 	var got map[string]string
 	runMoto(t, map[string]any{"op": "parse", "definitions": defs}, &got)
-	for _, name := range []string{"pipeline", "teardown"} {
+	for _, name := range []string{"pipeline", "teardown", "refresh"} {
 		if got[name] != "ok" {
 			t.Errorf("moto refuses %s: %s", name, got[name])
 		}
@@ -864,8 +919,11 @@ func TestMotoExecutions(t *testing.T) {
 				if r.Output["runId"] != "ok" || r.Output["config"] == nil {
 					t.Errorf("output runId %v, config %v; want them kept through the Parallel", r.Output["runId"], r.Output["config"])
 				}
+				if r.Output["recorded"] != true {
+					t.Errorf("the run was not recorded (RecordRun): %v", r.Output)
+				}
 				for _, w := range pipeline.Waits {
-					if n := r.count(w.Check); w.Check != pipeline.Cleanup && n != 1 {
+					if n := r.count(w.Check); w.Check != pipeline.Cleanup && w.Check != pipeline.PruneGenerations && n != 1 {
 						t.Errorf("%s called %d times; want once (ready at the first poll)", w.Check, n)
 					}
 				}
@@ -1132,7 +1190,7 @@ func TestMotoExecutions(t *testing.T) {
 	}
 
 	defs := map[string]string{}
-	for name, def := range map[string][]byte{"pipeline": Pipeline(), "teardown": Teardown()} {
+	for name, def := range map[string][]byte{"pipeline": Pipeline(), "teardown": Teardown(), "refresh": Refresh()} {
 		r, err := Render(def, fakeARNs())
 		if err != nil {
 			t.Fatal(err)

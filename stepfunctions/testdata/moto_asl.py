@@ -210,6 +210,10 @@ class Fakes:
         d["resources"]["verify"] = {"status": "skipped", "requests": 0}
         return d
 
+    def RecordRun(self, d):
+        d["recorded"] = True
+        return d
+
     def Cleanup(self, d):
         if not d.get("runId"):
             raise _LambdaError({"errorType": "BadInputError", "errorMessage": "bad input: runId: empty"})
