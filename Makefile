@@ -67,7 +67,8 @@ CDK      := node_modules/.bin/cdk
 # Go's ARCH names the zips' folder; the stack's context names the Lambda architecture.
 CDK_ARCH := $(if $(filter amd64,$(ARCH)),x86_64,arm64)
 # SCHEDULE="cron(0 6 * * ? *)" makes `make deploy` add the schedule (events/scheduled-input.json).
-CDK_CONTEXT := -c arch=$(CDK_ARCH) $(if $(SCHEDULE),-c 'schedule=$(SCHEDULE)')
+# REFRESH_SCHEDULE="cron(0 2 * * ? *)" adds a nightly refresh of the run in events/scheduled-refresh-input.json.
+CDK_CONTEXT := -c arch=$(CDK_ARCH) $(if $(SCHEDULE),-c 'schedule=$(SCHEDULE)') $(if $(REFRESH_SCHEDULE),-c 'refreshSchedule=$(REFRESH_SCHEDULE)')
 # `make deploy APPROVAL=never` skips the CLI's question about IAM changes.
 APPROVAL ?= broadening
 

@@ -10,6 +10,9 @@
 //	          from build/<goarch>/ (`make build ARCH=arm64|amd64`)
 //	schedule  an EventBridge Scheduler expression, e.g. "cron(0 6 * * ? *)", that
 //	          starts the Pipeline with events/scheduled-input.json; none when unset
+//	refreshSchedule  an EventBridge Scheduler expression, e.g. "cron(0 2 * * ? *)",
+//	          that starts the Refresh with events/scheduled-refresh-input.json (a live
+//	          run's runId); none when unset
 //	local     "true" when deploying into the local cloud (no bootstrap version rule)
 //	createTimeoutSeconds  the timeout of every function that creates something, which
 //	          Cleanup waits out after a failed Parallel branch (default and most
@@ -90,6 +93,13 @@ func newApp(app awscdk.App, root string) (*AmiFleetStack, error) {
 			return nil, fmt.Errorf("schedule set: %w", err)
 		}
 		props.ScheduledInput = string(input)
+	}
+	if refresh := contextString(app, "refreshSchedule", ""); refresh != "" {
+		input, err := os.ReadFile(filepath.Join(root, "events", "scheduled-refresh-input.json"))
+		if err != nil {
+			return nil, fmt.Errorf("refreshSchedule set: %w", err)
+		}
+		props.RefreshSchedule, props.RefreshScheduledInput = refresh, string(input)
 	}
 	return NewAmiFleetStack(app, StackName, props)
 }

@@ -125,20 +125,21 @@ func TestResourceCounts(t *testing.T) {
 	}{
 		{"default", defaultContext, map[string]float64{
 			"AWS::Lambda::Function":            n,
-			"AWS::IAM::Role":                   n + 2, // one per function, one per state machine
-			"AWS::IAM::Policy":                 n + 2,
-			"AWS::Logs::LogGroup":              n + 2,
-			"AWS::StepFunctions::StateMachine": 2,
+			"AWS::IAM::Role":                   n + 3, // one per function, one per state machine
+			"AWS::IAM::Policy":                 n + 3,
+			"AWS::Logs::LogGroup":              n + 3,
+			"AWS::StepFunctions::StateMachine": 3,
+			"AWS::DynamoDB::Table":             1,
 			"AWS::Scheduler::Schedule":         0,
 			"AWS::Events::Rule":                0,
 			"AWS::Lambda::Permission":          0,
 		}},
 		{"with schedule", fullContext, map[string]float64{
 			"AWS::Lambda::Function":            n,
-			"AWS::IAM::Role":                   n + 3, // and the schedule's
-			"AWS::IAM::Policy":                 n + 3,
-			"AWS::Logs::LogGroup":              n + 2,
-			"AWS::StepFunctions::StateMachine": 2,
+			"AWS::IAM::Role":                   n + 4, // and the schedule's
+			"AWS::IAM::Policy":                 n + 4,
+			"AWS::Logs::LogGroup":              n + 3,
+			"AWS::StepFunctions::StateMachine": 3,
 			"AWS::Scheduler::Schedule":         1,
 		}},
 	}
@@ -170,7 +171,11 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 		"RegisterTargets":         {256, 60},
 		"CheckTargetsHealthy":     {128, 30},
 		"Verify":                  {128, 330},
+		"RecordRun":               {128, 30},
 		"Cleanup":                 {256, 120},
+		"PrepareRefresh":          {128, 30},
+		"CommitGeneration":        {128, 30},
+		"PruneGenerations":        {256, 120},
 	}
 	if v := want["Verify"].timeout; v <= pipeline.MaxVerifySeconds {
 		t.Fatalf("Verify's timeout %v s leaves no margin over the %d s that Validate lets it take", v, pipeline.MaxVerifySeconds)
@@ -215,11 +220,20 @@ func TestFunctionsSizedAndObservable(t *testing.T) {
 						t.Errorf("%s = %v, want %v", name, c[0], c[1])
 					}
 				}
-				// Stages read only the Lambda's own variables, but for Cleanup, which
-				// waits out the creates' timeout as deployed.
-				wantEnv := any(nil)
-				if f.Name == pipeline.Cleanup {
-					wantEnv = map[string]any{pipeline.EnvCreateTimeout: fmt.Sprint(tc.createTimeout)}
+				// Stages read only the Lambda's own variables, but for Cleanup and
+				// PruneGenerations, which wait out the creates' timeout as deployed, and
+				// the functions that read or write the runs table, which get its name.
+				env := map[string]any{}
+				if f.Name == pipeline.Cleanup || f.Name == pipeline.PruneGenerations {
+					env[pipeline.EnvCreateTimeout] = fmt.Sprint(tc.createTimeout)
+				}
+				if slices.Contains([]string{pipeline.RecordRun, pipeline.Cleanup, pipeline.PrepareRefresh,
+					pipeline.CommitGeneration, pipeline.PruneGenerations}, f.Name) {
+					env[pipeline.EnvRunsTable] = map[string]any{"Ref": logicalID(t, s, s.stack.Fleet.Runs.Node().DefaultChild())}
+				}
+				wantEnv := any(env)
+				if len(env) == 0 {
+					wantEnv = nil
 				}
 				if got := dig(p, "Environment", "Variables"); !reflect.DeepEqual(got, wantEnv) {
 					t.Errorf("Environment.Variables = %v, want %v", got, wantEnv)
@@ -346,6 +360,13 @@ func checkScoped(t *testing.T, statements []map[string]any) {
 			if st["Condition"] == nil && !referencesOnly(resources) {
 				t.Errorf("%s without a condition on %v", a, resources)
 			}
+			if strings.HasPrefix(a, "dynamodb:") {
+				// The runs table is the stack's own, and only its ARN is granted.
+				if r := anyList(resources); len(r) != 1 || !strings.Contains(fmt.Sprint(r[0]), "Runs") {
+					t.Errorf("%s on %v, want the runs table only", a, resources)
+				}
+				continue
+			}
 			if strings.HasPrefix(verb, "Delete") || strings.HasPrefix(verb, "Terminate") || strings.HasPrefix(verb, "Deregister") {
 				if !strings.Contains(string(cond), "aws:ResourceTag/amifleet:run-id") {
 					t.Errorf("%s: condition %s, want the resource's run tag", a, cond)
@@ -366,6 +387,12 @@ func referencesOnly(resources any) bool {
 	return !strings.Contains(s, "/*")
 }
 
+// stepfunctionsPipelineReuses are the Refresh's functions that are the Pipeline's
+// stages too.
+var stepfunctionsPipelineReuses = []string{pipeline.LaunchBase, pipeline.CheckBaseStopped, pipeline.CreateImage,
+	pipeline.CheckImageAvailable, pipeline.LaunchReplicas, pipeline.CheckInstancesRunning, pipeline.RegisterTargets,
+	pipeline.CheckTargetsHealthy, pipeline.Verify}
+
 func TestStateMachines(t *testing.T) {
 	s := synth(t, defaultContext)
 	arnOf := map[string]string{} // function logical id -> name
@@ -375,6 +402,9 @@ func TestStateMachines(t *testing.T) {
 	teardownID := logicalID(t, s, s.stack.Fleet.Teardown.Node().DefaultChild())
 	all := make([]string, 0, len(pipeline.Functions))
 	for _, f := range pipeline.Functions {
+		if slices.Contains(pipeline.RefreshFunctions, f.Name) && !slices.Contains(stepfunctionsPipelineReuses, f.Name) {
+			continue // the Refresh's own
+		}
 		all = append(all, f.Name)
 	}
 	tests := []struct {
@@ -385,6 +415,7 @@ func TestStateMachines(t *testing.T) {
 	}{
 		{"Pipeline", logicalID(t, s, s.stack.Fleet.Pipeline.Node().DefaultChild()), all, []string{teardownID}},
 		{"Teardown", teardownID, []string{"Cleanup"}, nil},
+		{"Refresh", logicalID(t, s, s.stack.Fleet.Refresh.Node().DefaultChild()), pipeline.RefreshFunctions, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

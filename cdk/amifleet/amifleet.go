@@ -38,6 +38,7 @@ import (
 	"github.com/amifleet/amifleet/internal/pipeline"
 	"github.com/amifleet/amifleet/stepfunctions"
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -61,6 +62,8 @@ const (
 const (
 	OutputPipelineARN = "PipelineStateMachineArn"
 	OutputTeardownARN = "TeardownStateMachineArn"
+	OutputRefreshARN  = "RefreshStateMachineArn"
+	OutputRunsTable   = "RunsTableName"
 )
 
 // AmiFleetProps configures NewAmiFleet.
@@ -78,6 +81,14 @@ type AmiFleetProps struct {
 	// ScheduledInput is the Pipeline's input on a scheduled run (JSON text, for
 	// example events/scheduled-input.json); required with Schedule.
 	ScheduledInput string
+	// RefreshSchedule, when set, is an EventBridge Scheduler expression that starts
+	// the Refresh state machine with RefreshScheduledInput (for example nightly:
+	// "cron(0 2 * * ? *)").
+	RefreshSchedule string
+	// RefreshScheduledInput is the Refresh's input on a scheduled refresh (JSON text
+	// with the runId of a live run, for example events/scheduled-refresh-input.json);
+	// required with RefreshSchedule.
+	RefreshScheduledInput string
 	// CreateTimeoutSeconds bounds the timeout of every function that creates
 	// something, and is what Cleanup waits out after a stopped Parallel branch (its
 	// AMIFLEET_CREATE_TIMEOUT_SECONDS): 10 to pipeline.CreateTimeoutSeconds (120), or
@@ -111,6 +122,14 @@ func (p *AmiFleetProps) Check() error {
 	case p.Schedule != "":
 		if _, err := pipeline.ParseConfig([]byte(p.ScheduledInput)); err != nil {
 			errs = append(errs, fmt.Errorf("props.ScheduledInput: %w", err))
+		}
+	}
+	switch {
+	case p.RefreshSchedule == "" && p.RefreshScheduledInput != "":
+		errs = append(errs, errors.New("props.RefreshScheduledInput is set without a props.RefreshSchedule"))
+	case p.RefreshSchedule != "":
+		if _, err := pipeline.ParseRefreshInput([]byte(p.RefreshScheduledInput)); err != nil {
+			errs = append(errs, fmt.Errorf("props.RefreshScheduledInput (for props.RefreshSchedule %q): %w", p.RefreshSchedule, err))
 		}
 	}
 	if p.BuildDir == "" {
@@ -159,9 +178,14 @@ var sizes = map[string]sizing{
 	// Verify sends config.verify.requests GETs with their own timeouts: Validate
 	// accepts up to pipeline.MaxVerifySeconds of them (the default 12 × 5 s is 60 s
 	// alone), and a Lambda timeout is a Sandbox.Timedout that no Retry catches.
-	pipeline.Verify: {128, pipeline.MaxVerifySeconds + 30},
+	pipeline.Verify:    {128, pipeline.MaxVerifySeconds + 30},
+	pipeline.RecordRun: {128, 30},
 	// Cleanup deletes in reverse order and may be called many times by its poll loop.
-	pipeline.Cleanup: {256, 120},
+	pipeline.Cleanup:          {256, 120},
+	pipeline.PrepareRefresh:   {128, 30},
+	pipeline.CommitGeneration: {128, 30},
+	// PruneGenerations, like Cleanup, deletes and is called again by its poll loop.
+	pipeline.PruneGenerations: {256, 120},
 }
 
 // AmiFleet is amifleet's construct: the parts that the outputs and tests refer to.
@@ -171,8 +195,14 @@ type AmiFleet struct {
 	Functions map[string]awslambda.Function
 	Pipeline  sfn.StateMachine
 	Teardown  sfn.StateMachine
-	// Schedule is nil without AmiFleetProps.Schedule.
-	Schedule awsscheduler.Schedule
+	Refresh   sfn.StateMachine
+	// Runs is the runs table: one item per live run, its configuration and the lock
+	// that lets one refresh at a time hold it.
+	Runs awsdynamodb.Table
+	// Schedule is nil without AmiFleetProps.Schedule, RefreshSchedule without
+	// AmiFleetProps.RefreshSchedule.
+	Schedule        awsscheduler.Schedule
+	RefreshSchedule awsscheduler.Schedule
 }
 
 // NewAmiFleet adds amifleet to scope's stack: one Lambda per pipeline.Functions entry,
@@ -197,6 +227,22 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	s := &AmiFleet{Construct: c, Functions: map[string]awslambda.Function{}}
 	a := newARNs()
+	s.Runs = awsdynamodb.NewTable(c, jsii.String("Runs"), &awsdynamodb.TableProps{
+		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String("runId"), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		// Records exist only for live fleets; with the stack gone no refresh can run.
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(s.Runs, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-DDB3"),
+		Reason: jsii.String("The table holds only live runs' records and locks, rewritten by every refresh and " +
+			"deleted by every teardown; a restored copy would name fleets that no longer exist."),
+	}}, jsii.Bool(false))
+	a.table = *s.Runs.TableArn()
+	// The Refresh state machine's name is known before it exists, so that a role of
+	// one of its own functions can name its executions without a dependency cycle.
+	refreshName := *stack.StackName() + "-Refresh"
+	a.refreshExecutions = "arn:" + a.partition + ":states:" + a.region + ":" + a.account + ":execution:" + refreshName + ":*"
 
 	createTimeout := float64(pipeline.CreateTimeoutSeconds)
 	if props.CreateTimeoutSeconds > 0 {
@@ -207,12 +253,15 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 		if !ok {
 			panic(fmt.Errorf("amifleet: no memory and timeout for function %s", f.Name))
 		}
-		var env map[string]*string
+		env := map[string]*string{}
 		switch {
 		case slices.Contains(creates, f.Name):
 			size.timeoutSeconds = min(size.timeoutSeconds, createTimeout)
-		case f.Name == pipeline.Cleanup:
-			env = map[string]*string{pipeline.EnvCreateTimeout: jsii.String(fmt.Sprint(createTimeout))}
+		case f.Name == pipeline.Cleanup || f.Name == pipeline.PruneGenerations:
+			env[pipeline.EnvCreateTimeout] = jsii.String(fmt.Sprint(createTimeout))
+		}
+		if slices.Contains(recordUsers, f.Name) {
+			env[pipeline.EnvRunsTable] = s.Runs.TableName()
 		}
 		perms, ok := permissions[f.Name]
 		if !ok {
@@ -233,6 +282,9 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 		}))
 		for _, g := range perms(a) {
 			role.AddToPolicy(g.statement())
+		}
+		if len(env) == 0 {
+			env = nil
 		}
 		fn := awslambda.NewFunction(c, jsii.String(f.Name+"Function"), &awslambda.FunctionProps{
 			Description:           jsii.String("amifleet stage " + f.Name),
@@ -269,14 +321,17 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 		})
 	}
 
-	s.Teardown = s.stateMachine(stack, "Teardown", stepfunctions.Teardown(), []string{"Cleanup"}, nil)
-	all := make([]string, 0, len(pipeline.Functions))
+	s.Teardown = s.stateMachine(stack, "Teardown", "", stepfunctions.Teardown(), []string{"Cleanup"}, nil)
+	var all []string
 	for _, f := range pipeline.Functions {
-		all = append(all, f.Name)
+		if !slices.Contains(refreshOnly, f.Name) {
+			all = append(all, f.Name)
+		}
 	}
-	s.Pipeline = s.stateMachine(stack, "Pipeline", stepfunctions.Pipeline(), all, map[string]string{
+	s.Pipeline = s.stateMachine(stack, "Pipeline", "", stepfunctions.Pipeline(), all, map[string]string{
 		stepfunctions.TeardownPlaceholder: *s.Teardown.StateMachineArn(),
 	})
+	s.Refresh = s.stateMachine(stack, "Refresh", refreshName, stepfunctions.Refresh(), pipeline.RefreshFunctions, nil)
 	// A run with teardownAfterMinutes starts Teardown (with its delay) by itself.
 	s.Pipeline.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   jsii.Strings("states:StartExecution"),
@@ -284,7 +339,10 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 	}))
 
 	if props.Schedule != "" {
-		s.Schedule = s.schedule(props.Schedule, props.ScheduledInput)
+		s.Schedule = s.schedule("Schedule", s.Pipeline, props.Schedule, props.ScheduledInput)
+	}
+	if props.RefreshSchedule != "" {
+		s.RefreshSchedule = s.schedule("RefreshSchedule", s.Refresh, props.RefreshSchedule, props.RefreshScheduledInput)
 	}
 
 	awscdk.NewCfnOutput(stack, jsii.String(OutputPipelineARN), &awscdk.CfnOutputProps{
@@ -295,14 +353,29 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 		Value:       s.Teardown.StateMachineArn(),
 		Description: jsii.String(`Delete a run's resources: StartExecution with {"runId": "..."}`),
 	})
+	awscdk.NewCfnOutput(stack, jsii.String(OutputRefreshARN), &awscdk.CfnOutputProps{
+		Value:       s.Refresh.StateMachineArn(),
+		Description: jsii.String(`Roll a live run onto a new image: StartExecution with {"runId": "..."}`),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String(OutputRunsTable), &awscdk.CfnOutputProps{
+		Value:       s.Runs.TableName(),
+		Description: jsii.String("DynamoDB table of the live runs' records"),
+	})
 	return s
 }
+
+// refreshOnly are the functions only the Refresh state machine calls.
+var refreshOnly = []string{pipeline.PrepareRefresh, pipeline.CommitGeneration, pipeline.PruneGenerations}
+
+// recordUsers are the functions that read or write the runs table.
+var recordUsers = []string{pipeline.RecordRun, pipeline.Cleanup, pipeline.PrepareRefresh, pipeline.CommitGeneration,
+	pipeline.PruneGenerations}
 
 // stateMachine deploys one ASL definition with its ${<Name>FunctionArn} placeholders
 // (and extra ones) replaced by the ARNs they name and ${Partition} by AWS::Partition
 // (aws, aws-cn, aws-us-gov: the definitions name none), allowed to invoke exactly
 // those functions.
-func (s *AmiFleet) stateMachine(stack awscdk.Stack, name string, definition []byte, functions []string, extra map[string]string) sfn.StateMachine {
+func (s *AmiFleet) stateMachine(stack awscdk.Stack, name, machineName string, definition []byte, functions []string, extra map[string]string) sfn.StateMachine {
 	values := map[string]string{stepfunctions.PartitionPlaceholder: *awscdk.Aws_PARTITION()}
 	for k, v := range extra {
 		values[k] = v
@@ -333,7 +406,12 @@ func (s *AmiFleet) stateMachine(stack awscdk.Stack, name string, definition []by
 		Retention:     awslogs.RetentionDays_ONE_MONTH,
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
+	var smName *string
+	if machineName != "" {
+		smName = jsii.String(machineName)
+	}
 	sm := sfn.NewStateMachine(s.Construct, jsii.String(name), &sfn.StateMachineProps{
+		StateMachineName: smName,
 		DefinitionBody:   sfn.DefinitionBody_FromString(jsii.String(string(body))),
 		StateMachineType: sfn.StateMachineType_STANDARD,
 		Logs: &sfn.LogOptions{
@@ -359,19 +437,27 @@ func (s *AmiFleet) stateMachine(stack awscdk.Stack, name string, definition []by
 	return sm
 }
 
-// schedule starts the Pipeline on expr with input, through EventBridge Scheduler and a
-// role that may start that state machine only.
-func (s *AmiFleet) schedule(expr, input string) awsscheduler.Schedule {
-	role := awsiam.NewRole(s.Construct, jsii.String("ScheduleRole"), &awsiam.RoleProps{
+// schedule starts a state machine (the Pipeline, or Refresh) on expr with input,
+// through EventBridge Scheduler and a role that may start that state machine only.
+// A scheduled refresh never starts more than an hour late; a retried start of one
+// that did start is refused by the run's lock.
+func (s *AmiFleet) schedule(id string, target sfn.StateMachine, expr, input string) awsscheduler.Schedule {
+	what := "Pipeline"
+	var age awscdk.Duration
+	if target == s.Refresh {
+		what, age = "Refresh", awscdk.Duration_Hours(jsii.Number(1))
+	}
+	role := awsiam.NewRole(s.Construct, jsii.String(id+"Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), nil),
-		Description: jsii.String("amifleet schedule: start the Pipeline state machine only"),
+		Description: jsii.String("amifleet schedule: start the " + what + " state machine only"),
 	})
-	return awsscheduler.NewSchedule(s.Construct, jsii.String("Schedule"), &awsscheduler.ScheduleProps{
+	return awsscheduler.NewSchedule(s.Construct, jsii.String(id), &awsscheduler.ScheduleProps{
 		Schedule:    awsscheduler.ScheduleExpression_Expression(jsii.String(expr), nil),
-		Description: jsii.String("Starts the amifleet Pipeline with its scheduled input"),
-		Target: awsschedulertargets.NewStepFunctionsStartExecution(s.Pipeline, &awsschedulertargets.ScheduleTargetBaseProps{
-			Input: awsscheduler.ScheduleTargetInput_FromText(jsii.String(input)),
-			Role:  role,
+		Description: jsii.String("Starts the amifleet " + what + " with its scheduled input"),
+		Target: awsschedulertargets.NewStepFunctionsStartExecution(target, &awsschedulertargets.ScheduleTargetBaseProps{
+			Input:       awsscheduler.ScheduleTargetInput_FromText(jsii.String(input)),
+			Role:        role,
+			MaxEventAge: age,
 		}),
 	})
 }

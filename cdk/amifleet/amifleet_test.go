@@ -47,11 +47,13 @@ func TestInAUsersOwnStackWithNonDefaultProps(t *testing.T) {
 	awssqs.NewQueue(stack, jsii.String("Jobs"), nil)
 	platform := constructs.NewConstruct(stack, jsii.String("Platform"))
 	fleet := amifleet.NewAmiFleet(platform, "Fleet", &amifleet.AmiFleetProps{
-		Architecture:         amifleet.ArchX8664,
-		BuildDir:             buildDir(t),
-		Schedule:             "rate(1 day)",
-		ScheduledInput:       scheduledInput,
-		CreateTimeoutSeconds: 45,
+		Architecture:          amifleet.ArchX8664,
+		BuildDir:              buildDir(t),
+		Schedule:              "rate(1 day)",
+		ScheduledInput:        scheduledInput,
+		RefreshSchedule:       "cron(0 2 * * ? *)",
+		RefreshScheduledInput: `{"runId": "web"}`,
+		CreateTimeoutSeconds:  45,
 	})
 	tmpl := assertions.Template_FromStack(stack, nil)
 	doc := *tmpl.ToJSON()
@@ -61,9 +63,26 @@ func TestInAUsersOwnStackWithNonDefaultProps(t *testing.T) {
 
 	n := float64(len(pipeline.Functions))
 	tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(n))
-	tmpl.ResourceCountIs(jsii.String("AWS::StepFunctions::StateMachine"), jsii.Number(2))
-	tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(1))
-	tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(n+3))
+	tmpl.ResourceCountIs(jsii.String("AWS::StepFunctions::StateMachine"), jsii.Number(3))
+	tmpl.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(2))
+	tmpl.ResourceCountIs(jsii.String("AWS::IAM::Role"), jsii.Number(n+5))
+	tmpl.ResourceCountIs(jsii.String("AWS::DynamoDB::Table"), jsii.Number(1))
+
+	// The nightly refresh starts this construct's Refresh, named after the stack, never
+	// more than an hour late.
+	refresh := cfntest.Props(doc, id(fleet.RefreshSchedule))
+	if got := cfntest.RefOf(t, cfntest.Dig(refresh, "Target", "Arn")); got != id(fleet.Refresh) {
+		t.Errorf("refresh schedule target %s, want the Refresh %s", got, id(fleet.Refresh))
+	}
+	if got := cfntest.Dig(refresh, "Target", "RetryPolicy", "MaximumEventAgeInSeconds"); got != float64(3600) {
+		t.Errorf("refresh schedule MaximumEventAgeInSeconds = %v, want 3600", got)
+	}
+	if got := cfntest.Dig(refresh, "Target", "Input"); got != `{"runId": "web"}` {
+		t.Errorf("refresh schedule input %v", got)
+	}
+	if got := cfntest.Props(doc, id(fleet.Refresh))["StateMachineName"]; got != "Tools-Refresh" {
+		t.Errorf("Refresh StateMachineName = %v, want Tools-Refresh (its functions' roles name its executions)", got)
+	}
 	tmpl.ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(1))
 
 	// The creates' timeouts are held to CreateTimeoutSeconds, which Cleanup is told.
@@ -127,7 +146,7 @@ func TestInAUsersOwnStackWithNonDefaultProps(t *testing.T) {
 			names = append(names, name)
 		}
 	}
-	if want := []string{"/aws/vendedlogs/states/Tools-Pipeline", "/aws/vendedlogs/states/Tools-Teardown"}; !sameSet(names, want) {
+	if want := []string{"/aws/vendedlogs/states/Tools-Pipeline", "/aws/vendedlogs/states/Tools-Teardown", "/aws/vendedlogs/states/Tools-Refresh"}; !sameSet(names, want) {
 		t.Errorf("named log groups %v, want %v", names, want)
 	}
 

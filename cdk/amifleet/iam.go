@@ -52,11 +52,13 @@ func describe(actions ...string) grant {
 	return grant{actions: actions, resources: []string{"*"}}
 }
 
-// arns builds the ARN patterns of the stack's account and region.
-type arns struct{ partition, region, account string }
+// arns builds the ARN patterns of the stack's account and region; table is the runs
+// table's ARN, refreshExecutions the pattern of the Refresh state machine's
+// executions.
+type arns struct{ partition, region, account, table, refreshExecutions string }
 
 func newARNs() arns {
-	return arns{*awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID()}
+	return arns{partition: *awscdk.Aws_PARTITION(), region: *awscdk.Aws_REGION(), account: *awscdk.Aws_ACCOUNT_ID()}
 }
 
 // ec2 is an account-owned EC2 resource ("instance/*").
@@ -298,8 +300,55 @@ var permissions = map[string]func(arns) []grant{
 	// Verify sends HTTP requests to the load balancer's DNS name: no AWS call.
 	pipeline.Verify: func(arns) []grant { return nil },
 
+	// RecordRun writes the run's record, once.
+	pipeline.RecordRun: func(a arns) []grant {
+		return []grant{{actions: []string{"dynamodb:PutItem"}, resources: []string{a.table}}}
+	},
+
+	// PrepareRefresh reads the run's record, checks the new generation as Validate
+	// does, asks whether the refresh that holds the run still runs, and takes the lock.
+	pipeline.PrepareRefresh: func(a arns) []grant {
+		return []grant{
+			describe("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances"),
+			{
+				actions:   []string{"servicequotas:GetServiceQuota"},
+				resources: []string{a.serviceQuota(pipeline.VCPUQuotaService, pipeline.VCPUQuotaCode)},
+			},
+			{actions: []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, resources: []string{a.table}},
+			{actions: []string{"states:DescribeExecution"}, resources: []string{a.refreshExecutions}},
+		}
+	},
+
+	// CommitGeneration makes the new generation serve, if its refresh holds the run.
+	pipeline.CommitGeneration: func(a arns) []grant {
+		return []grant{{actions: []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, resources: []string{a.table}}}
+	},
+
+	// PruneGenerations drains and deletes the generations that do not serve, and
+	// frees the run's lock.
+	pipeline.PruneGenerations: func(a arns) []grant {
+		return []grant{
+			describe("ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots",
+				"elasticloadbalancing:DescribeTargetHealth"),
+			{actions: []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, resources: []string{a.table}},
+			{
+				actions:    []string{"elasticloadbalancing:DeregisterTargets"},
+				resources:  []string{a.elb("targetgroup/" + namePattern + "/*")},
+				conditions: runTagged,
+			},
+			{
+				actions:    []string{"ec2:TerminateInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot"},
+				resources:  []string{a.ec2("instance/*"), a.ec2Regional("image/*"), a.ec2Regional("snapshot/*")},
+				conditions: runTagged,
+			},
+		}
+	},
+
 	pipeline.Cleanup: func(a arns) []grant {
 		return []grant{
+			// The run's record: marked first (no refresh starts), deleted last.
+			{actions: []string{"dynamodb:UpdateItem", "dynamodb:DeleteItem"}, resources: []string{a.table}},
 			describe("ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots",
 				"ec2:DescribeSecurityGroups", "elasticloadbalancing:DescribeTargetGroups",
 				"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeListeners",
@@ -331,7 +380,8 @@ const reasonWildcards = "Describe calls on EC2 and ELBv2, and X-Ray's PutTraceSe
 	"the amifleet:run-id tag in the request (aws:RequestTag) and every change or delete only on a " +
 	"resource carrying it (aws:ResourceTag), ELBv2 names are limited to the amifleet- prefix, and " +
 	"CreateTags only as part of the create call (ec2:CreateAction). Subnets, VPCs, key pairs and " +
-	"base AMIs are the user's and are only referenced, never changed."
+	"base AMIs are the user's and are only referenced, never changed. A refresh describes the " +
+	"executions of this stack's own Refresh state machine only (execution:<stack>-Refresh:*)."
 
 // wildcardFindings are the AwsSolutions-IAM5 findings that reasonWildcards covers:
 // Resource * and the EC2, ELBv2 and SSM ARN patterns above. An action wildcard is
@@ -340,5 +390,6 @@ func wildcardFindings() *[]any {
 	return &[]any{
 		"Resource::*",
 		&cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:(ec2|elasticloadbalancing|ssm):<AWS::Region>:(<AWS::AccountId>)?:[a-z/-]+(amifleet-)?\*(\/\*)*$/g`)},
+		&cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:[A-Za-z0-9-]+-Refresh:\*$/g`)},
 	}
 }
