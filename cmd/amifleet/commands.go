@@ -12,16 +12,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/spf13/cobra"
 )
 
 // globals are the flags every command takes.
 type globals struct {
-	stack, pipelineARN, teardownARN string
-	region, profile, output         string
-	pollInterval                    time.Duration
-	stdout, stderr                  io.Writer
+	stack, pipelineARN, teardownARN, refreshARN string
+	region, profile, output                     string
+	pollInterval                                time.Duration
+	stdout, stderr                              io.Writer
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -66,6 +67,7 @@ failed, 2 bad usage or input (nothing started), 3 timed out or aborted.`,
 	f.StringVar(&g.stack, "stack", cli.DefaultStack, "CloudFormation stack whose outputs name the state machines")
 	f.StringVar(&g.pipelineARN, "pipeline-arn", os.Getenv("AMIFLEET_PIPELINE_ARN"), "Pipeline state machine ARN (env AMIFLEET_PIPELINE_ARN; default from the stack)")
 	f.StringVar(&g.teardownARN, "teardown-arn", os.Getenv("AMIFLEET_TEARDOWN_ARN"), "Teardown state machine ARN (env AMIFLEET_TEARDOWN_ARN; default from the stack)")
+	f.StringVar(&g.refreshARN, "refresh-arn", os.Getenv("AMIFLEET_REFRESH_ARN"), "Refresh state machine ARN (env AMIFLEET_REFRESH_ARN; default from the stack)")
 	f.StringVar(&g.region, "region", "", "AWS region (default AWS_REGION or the profile's)")
 	f.StringVar(&g.profile, "profile", "", "AWS shared-config profile for every AWS call (default AWS_PROFILE, or the default profile)")
 	f.StringVarP(&g.output, "output", "o", cli.FormatText, "text; json: one JSON document on stdout, progress on stderr; jsonl: one JSON object per line as it happens (type event, then the result)")
@@ -77,6 +79,7 @@ failed, 2 bad usage or input (nothing started), 3 timed out or aborted.`,
 	root.AddCommand(abortCmd(g))
 	root.AddCommand(logsCmd(g))
 	root.AddCommand(planCmd(g))
+	root.AddCommand(refreshCmd(g))
 	awsFailuresExit1(root)
 	return root
 }
@@ -136,9 +139,11 @@ func (g *globals) runner(ctx context.Context) (*cli.Runner, error) {
 	return &cli.Runner{
 		SFN:            sfn.NewFromConfig(cfg),
 		CloudWatchLogs: cloudwatchlogs.NewFromConfig(cfg),
+		Runs:           dynamodb.NewFromConfig(cfg),
 		Machines: &cli.Machines{
 			PipelineARN: g.pipelineARN,
 			TeardownARN: g.teardownARN,
+			RefreshARN:  g.refreshARN,
 			Stack:       g.stack,
 			CFN:         cloudformation.NewFromConfig(cfg),
 		},
@@ -345,5 +350,53 @@ func teardownCmd(g *globals) *cobra.Command {
 	f.StringVar(&runID, "run-id", "", "the run's id (amifleet:run-id tag; printed by run and outputs)")
 	f.BoolVar(&wait, "wait", false, "follow the teardown to its end")
 	f.DurationVar(&timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3)")
+	return cmd
+}
+
+func refreshCmd(g *globals) *cobra.Command {
+	var (
+		runID, inputFile string
+		wait             bool
+		timeout          time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "refresh --run-id ID [--input FILE] [--wait]",
+		Short: "Start the Refresh state machine: roll a live run onto a new image, behind the same address",
+		Long: `refresh bakes a new image for a live run (from the latest Amazon Linux, or the
+input's imageId), launches a new generation of replicas from it behind the same load
+balancer, and once they are healthy drains and deletes the old generation: no
+request fails on the way. A refresh that fails removes only what it made; the old
+generation keeps serving. One refresh holds a run at a time: a second one is
+refused (RefreshInProgress).
+
+The input (JSON) may change the new generation's imageId, instanceType,
+pageTemplate and poll settings; its runId, if given, must be --run-id's.`,
+		Example: `  amifleet refresh --run-id web --wait
+  amifleet refresh --run-id web --input events/refresh-input.json --wait --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.CheckRunID(runID); err != nil {
+				return err
+			}
+			var input []byte
+			if inputFile != "" {
+				b, err := os.ReadFile(inputFile)
+				if err != nil {
+					return &cli.ExitError{Code: cli.ExitUsage, Err: fmt.Errorf("--input: %w", err)}
+				}
+				input = b
+			}
+			r, err := g.runner(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.Refresh(cmd.Context(), runID, input, wait, timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&runID, "run-id", "", "the live run to refresh (amifleet:run-id tag; printed by run and outputs)")
+	f.StringVar(&inputFile, "input", "", "JSON file with the refresh's input (events/refresh-input.json)")
+	f.BoolVar(&wait, "wait", false, "follow the refresh to its end")
+	f.DurationVar(&timeout, "timeout", cli.DefaultTimeout, "with --wait: give up waiting after this long (exit 3; the refresh goes on)")
 	return cmd
 }

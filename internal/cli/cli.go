@@ -103,6 +103,8 @@ type Runner struct {
 	Machines *Machines
 	// CloudWatchLogs reads the functions' log groups (amifleet logs).
 	CloudWatchLogs CloudWatchLogs
+	// Runs reads the runs table (what serves now); nil leaves it unread.
+	Runs Runs
 	// Stdout gets the command's result; Stderr gets notes and, with JSON output,
 	// the progress lines.
 	Stdout, Stderr io.Writer

@@ -325,6 +325,7 @@ func (r *Runner) Status(ctx context.Context, execution string) error {
 	if err := r.addKept(ctx, aws.ToString(desc.ExecutionArn), &res); err != nil {
 		return err
 	}
+	r.addServing(ctx, &res)
 	if r.json() {
 		if err := r.writeDoc(res); err != nil {
 			return err
@@ -352,6 +353,7 @@ func (r *Runner) Outputs(ctx context.Context, execution string) error {
 		}
 		return exitf(code, "%s has no outputs: it is %s", res.Name, desc.Status)
 	}
+	r.addServing(ctx, &res)
 	if r.json() {
 		return r.writeDoc(res)
 	}

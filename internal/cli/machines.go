@@ -17,6 +17,8 @@ import (
 const (
 	OutputPipelineARN = "PipelineStateMachineArn"
 	OutputTeardownARN = "TeardownStateMachineArn"
+	OutputRefreshARN  = "RefreshStateMachineArn"
+	OutputRunsTable   = "RunsTableName"
 )
 
 // DefaultStack is the CDK app's stack name.
@@ -26,8 +28,8 @@ const DefaultStack = "AmiFleet"
 // command line or in the environment, else from the stack's outputs, read once
 // and only when an ARN is missing.
 type Machines struct {
-	// PipelineARN and TeardownARN, when set, are used as they are.
-	PipelineARN, TeardownARN string
+	// PipelineARN, TeardownARN and RefreshARN, when set, are used as they are.
+	PipelineARN, TeardownARN, RefreshARN string
 	// Stack is the CloudFormation stack whose outputs name them.
 	Stack string
 	CFN   CloudFormation
@@ -45,6 +47,22 @@ func (m *Machines) Pipeline(ctx context.Context) (string, error) {
 // Teardown is the Teardown state machine's ARN.
 func (m *Machines) Teardown(ctx context.Context) (string, error) {
 	return m.get(ctx, m.TeardownARN, OutputTeardownARN, "--teardown-arn", "AMIFLEET_TEARDOWN_ARN")
+}
+
+// Refresh is the Refresh state machine's ARN.
+func (m *Machines) Refresh(ctx context.Context) (string, error) {
+	return m.get(ctx, m.RefreshARN, OutputRefreshARN, "--refresh-arn", "AMIFLEET_REFRESH_ARN")
+}
+
+// RunsTable is the runs table's name, "" when it cannot be read (a stack from before
+// refreshes, or state machines given by ARN): what serves is then what the
+// execution built.
+func (m *Machines) RunsTable(ctx context.Context) string {
+	if m.CFN == nil || m.Stack == "" {
+		return ""
+	}
+	m.once.Do(func() { m.outputs, m.err = m.readStack(ctx) })
+	return m.outputs[OutputRunsTable]
 }
 
 func (m *Machines) get(ctx context.Context, given, key, flag, env string) (string, error) {

@@ -31,8 +31,11 @@ type Result struct {
 	// Generation is the generation of the fleet that serves (1 for the Pipeline's,
 	// and for a run from before generations), and ImageID that generation's image:
 	// set when the run's final document has a fleet.
-	Generation int    `json:"generation,omitempty"`
-	ImageID    string `json:"imageId,omitempty"`
+	// Where the run has a record (a run that may be refreshed), they are what serves
+	// now, and BuiltGeneration is the one this execution built when that is another.
+	Generation      int    `json:"generation,omitempty"`
+	ImageID         string `json:"imageId,omitempty"`
+	BuiltGeneration int    `json:"builtGeneration,omitempty"`
 	// AlreadyStarted is set when `run --name` found the execution already there
 	// and followed it instead of starting another.
 	AlreadyStarted bool       `json:"alreadyStarted,omitempty"`
@@ -73,7 +76,7 @@ func resultOf(d *sfn.DescribeExecutionOutput) Result {
 		}
 	}
 	if res.RunID == "" && d.Input != nil {
-		// A Teardown execution's input names its run.
+		// A Teardown's or a Refresh's input names its run.
 		var in pipeline.TeardownInput
 		if json.Unmarshal([]byte(*d.Input), &in) == nil {
 			res.RunID = in.RunID
@@ -154,6 +157,9 @@ func serving(res Result) string {
 	s := strconv.Itoa(res.Generation)
 	if res.ImageID != "" {
 		s += " (image " + res.ImageID + ")"
+	}
+	if res.BuiltGeneration != 0 {
+		s += fmt.Sprintf("; this execution built generation %d", res.BuiltGeneration)
 	}
 	return s
 }
