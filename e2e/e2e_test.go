@@ -745,4 +745,15 @@ func TestFleets(t *testing.T) {
 		t.Parallel()
 		testKeepOnFailure(t)
 	})
+
+	// Refresh (issue 14): a live fleet rolled onto new generations with zero failed
+	// requests; refreshes failed at each step; two started at once.
+	t.Run("Refresh", func(t *testing.T) {
+		t.Parallel()
+		testRefresh(t)
+	})
+	t.Run("RefreshFaults", func(t *testing.T) {
+		t.Parallel()
+		testRefreshFaults(t)
+	})
 }

@@ -38,7 +38,7 @@ func (r *Runner) Refresh(ctx context.Context, runID string, input []byte, wait b
 		}
 	}
 	fields["runId"], _ = json.Marshal(runID) // a string always encodes
-	body, _ := json.Marshal(fields)        // raw messages from a parsed object encode again
+	body, _ := json.Marshal(fields)          // raw messages from a parsed object encode again
 	if _, err := pipeline.ParseRefreshInput(body); err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}

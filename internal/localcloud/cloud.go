@@ -98,6 +98,7 @@ type Stack struct {
 	Region      string
 	PipelineARN string
 	TeardownARN string
+	RefreshARN  string
 	// Outputs holds every output by key (the functions' names too:
 	// "<Stage>FunctionName").
 	Outputs map[string]string
@@ -333,7 +334,7 @@ func (c *Cloud) Env(region string) []string {
 		"no_proxy=localhost,127.0.0.1",
 	}
 	if s, ok := c.Stack(region); ok {
-		env = append(env, "AMIFLEET_PIPELINE_ARN="+s.PipelineARN, "AMIFLEET_TEARDOWN_ARN="+s.TeardownARN)
+		env = append(env, "AMIFLEET_PIPELINE_ARN="+s.PipelineARN, "AMIFLEET_TEARDOWN_ARN="+s.TeardownARN, "AMIFLEET_REFRESH_ARN="+s.RefreshARN)
 	}
 	return env
 }

@@ -29,6 +29,7 @@ const StackName = "AmiFleet"
 const (
 	OutputPipelineARN = "PipelineStateMachineArn"
 	OutputTeardownARN = "TeardownStateMachineArn"
+	OutputRefreshARN  = "RefreshStateMachineArn"
 )
 
 // deployer runs the CDK CLI against the local cloud.
@@ -163,6 +164,7 @@ func (c *Cloud) readStack(ctx context.Context, region string) (Stack, error) {
 		s.Outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
 	s.PipelineARN, s.TeardownARN = s.Outputs[OutputPipelineARN], s.Outputs[OutputTeardownARN]
+	s.RefreshARN = s.Outputs[OutputRefreshARN]
 	if s.PipelineARN == "" || s.TeardownARN == "" {
 		return Stack{}, errors.New("the deployed stack has no " + OutputPipelineARN + " or " + OutputTeardownARN + " output")
 	}

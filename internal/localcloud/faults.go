@@ -486,3 +486,23 @@ func (c ControlClient) IAMDenials(ctx context.Context) ([]IAMDenial, error) {
 func (c ControlClient) ResetIAMRecord(ctx context.Context) error {
 	return c.do(ctx, http.MethodDelete, "iam", nil, nil)
 }
+
+// PendingFaults counts the faults whose Match contains match that would still hit:
+// API faults with a Count not used up, crashes with Times left. A test that meant
+// each fault to fail one step reads 0 once the steps have run.
+func (g *Gateway) PendingFaults(match string) int {
+	g.faults.mu.Lock()
+	defer g.faults.mu.Unlock()
+	n := 0
+	for _, a := range g.faults.api {
+		if strings.Contains(a.Match, match) && a.Count > 0 && a.used < a.Count {
+			n++
+		}
+	}
+	for _, c := range g.faults.crashes {
+		if strings.Contains(c.Match, match) && c.Times > 0 {
+			n++
+		}
+	}
+	return n
+}
