@@ -387,12 +387,6 @@ func referencesOnly(resources any) bool {
 	return !strings.Contains(s, "/*")
 }
 
-// stepfunctionsPipelineReuses are the Refresh's functions that are the Pipeline's
-// stages too.
-var stepfunctionsPipelineReuses = []string{pipeline.LaunchBase, pipeline.CheckBaseStopped, pipeline.CreateImage,
-	pipeline.CheckImageAvailable, pipeline.LaunchReplicas, pipeline.CheckInstancesRunning, pipeline.RegisterTargets,
-	pipeline.CheckTargetsHealthy, pipeline.Verify}
-
 func TestStateMachines(t *testing.T) {
 	s := synth(t, defaultContext)
 	arnOf := map[string]string{} // function logical id -> name
@@ -402,8 +396,8 @@ func TestStateMachines(t *testing.T) {
 	teardownID := logicalID(t, s, s.stack.Fleet.Teardown.Node().DefaultChild())
 	all := make([]string, 0, len(pipeline.Functions))
 	for _, f := range pipeline.Functions {
-		if slices.Contains(pipeline.RefreshFunctions, f.Name) && !slices.Contains(stepfunctionsPipelineReuses, f.Name) {
-			continue // the Refresh's own
+		if f.RefreshOnly() {
+			continue
 		}
 		all = append(all, f.Name)
 	}

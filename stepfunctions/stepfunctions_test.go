@@ -73,7 +73,7 @@ func TestDefinitionsNameNoPartition(t *testing.T) {
 func TestPlaceholdersAreTheFunctions(t *testing.T) {
 	var want []string
 	for _, f := range pipeline.Functions {
-		if !slices.Contains([]string{pipeline.PrepareRefresh, pipeline.CommitGeneration, pipeline.PruneGenerations}, f.Name) {
+		if !f.RefreshOnly() {
 			want = append(want, f.Placeholder())
 		}
 	}

@@ -324,7 +324,7 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 	s.Teardown = s.stateMachine(stack, "Teardown", "", stepfunctions.Teardown(), []string{"Cleanup"}, nil)
 	var all []string
 	for _, f := range pipeline.Functions {
-		if !slices.Contains(refreshOnly, f.Name) {
+		if !f.RefreshOnly() {
 			all = append(all, f.Name)
 		}
 	}
@@ -363,9 +363,6 @@ func NewAmiFleet(scope constructs.Construct, id string, props *AmiFleetProps) *A
 	})
 	return s
 }
-
-// refreshOnly are the functions only the Refresh state machine calls.
-var refreshOnly = []string{pipeline.PrepareRefresh, pipeline.CommitGeneration, pipeline.PruneGenerations}
 
 // recordUsers are the functions that read or write the runs table.
 var recordUsers = []string{pipeline.RecordRun, pipeline.Cleanup, pipeline.PrepareRefresh, pipeline.CommitGeneration,

@@ -78,6 +78,17 @@ var Functions = []Function{
 	{PruneGenerations},
 }
 
+// RefreshOnly reports whether only the Refresh state machine calls the function
+// (PrepareRefresh, CommitGeneration, PruneGenerations): every other one is a stage of
+// the Pipeline (or, for Cleanup, of Teardown too).
+func (f Function) RefreshOnly() bool {
+	switch f.Name {
+	case PrepareRefresh, CommitGeneration, PruneGenerations:
+		return true
+	}
+	return false
+}
+
 // RefreshFunctions are the functions the Refresh state machine calls: its own
 // (PrepareRefresh, CommitGeneration, PruneGenerations) and the Pipeline's stages it
 // reuses on a document of a later generation. Each is deployed once.
