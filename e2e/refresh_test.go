@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/amifleet/amifleet/internal/cli"
 	"github.com/amifleet/amifleet/internal/localcloud"
 	"github.com/amifleet/amifleet/internal/pipeline"
 )
@@ -254,8 +257,26 @@ func testRefresh(t *testing.T) {
 		}
 	}
 
-	// A second refresh keeps the run's (new) page and rolls onto generation 3.
-	c := startRefresh(t, e.runID, "refresh-"+e.runID+"-c", nil).wait(t).succeeded(t)
+	// A second refresh, through the CLI, keeps the run's (new) page and rolls onto
+	// generation 3. Bad input first: exit 2 naming the field, nothing started.
+	bin := buildCLI(t)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"pageTemplate": "no hostname here"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := bin.run(t, "refresh", "--run-id", e.runID, "--input", bad); code != cli.ExitUsage || !strings.Contains(stderr, "pageTemplate") {
+		t.Errorf("amifleet refresh with a page without {hostname}: exit %d, %q; want 2 naming pageTemplate", code, stderr)
+	}
+	stdout, stderr, code := bin.run(t, "refresh", "--run-id", e.runID, "--wait", "--output", "json", "--poll-interval", "1s", "--timeout", "4m")
+	var c struct {
+		Status     string              `json:"status"`
+		Generation int                 `json:"generation"`
+		ImageID    string              `json:"imageId"`
+		Resources  *pipeline.Resources `json:"resources"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &c); err != nil || code != 0 || c.Status != "SUCCEEDED" || c.Generation != 3 || c.Resources == nil || c.Resources.Fleet == nil {
+		t.Fatalf("amifleet refresh --wait --output json: exit %d, %v, %q %q; want SUCCEEDED, generation 3", code, err, stdout, stderr)
+	}
 	time.Sleep(2 * time.Second)
 	gets.end()
 	answered, failures := gets.report()
@@ -269,21 +290,20 @@ func testRefresh(t *testing.T) {
 	t.Logf("%d GETs answered during two refreshes, %d failed", answered, len(failures))
 
 	instances, images := live(t, e.runID)
-	if want := sorted(c.doc.Resources.Fleet.InstanceIDs); !slices.Equal(instances, want) {
+	if want := sorted(c.Resources.Fleet.InstanceIDs); !slices.Equal(instances, want) {
 		t.Errorf("live instances %v, want generation 3's fleet %v", instances, want)
 	}
-	if want := []string{c.doc.Resources.Image.ImageID}; !slices.Equal(images, want) {
+	if want := []string{c.ImageID}; !slices.Equal(images, want) {
 		t.Errorf("images %v, want generation 3's %v", images, want)
 	}
-	if got, want := targets(t, e.runID), sorted(c.doc.Resources.Fleet.InstanceIDs); !slices.Equal(got, want) {
+	if got, want := targets(t, e.runID), sorted(c.Resources.Fleet.InstanceIDs); !slices.Equal(got, want) {
 		t.Errorf("targets %v, want generation 3's fleet %v", got, want)
 	}
 	if v := lc.Gateway.DataPlaneViolations(dns); len(v) > 0 {
 		t.Errorf("the refreshes stopped or terminated instances the load balancer still used: %s", strings.Join(v, "; "))
 	}
-	cli := buildCLI(t)
-	stdout, stderr, code := cli.run(t, "status", name)
-	if want := fmt.Sprintf("3 (image %s); this execution built generation 1", c.doc.Resources.Image.ImageID); code != 0 || !strings.Contains(stdout, want) {
+	stdout, stderr, code = bin.run(t, "status", name)
+	if want := fmt.Sprintf("3 (image %s); this execution built generation 1", c.ImageID); code != 0 || !strings.Contains(stdout, want) {
 		t.Errorf("amifleet status %s: exit %d, %q %q; want it to say %q", name, code, stdout, stderr, want)
 	}
 

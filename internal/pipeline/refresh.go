@@ -109,6 +109,15 @@ func ParseRefreshInput(raw json.RawMessage) (RefreshInput, error) {
 	case !IsRunID(in.RunID):
 		return RefreshInput{}, bad("runId", "%q is not an amifleet run id", in.RunID)
 	}
+	// What the overrides are worth on their own (a page without {hostname}, an
+	// instance type or image id of the wrong form) is refused here, where the CLI
+	// reads the input too, so that nothing starts; the poll settings only mean
+	// something over the run's own, which PrepareRefresh checks (Apply).
+	alone := in
+	alone.Poll = nil
+	if _, err := alone.Apply(DefaultConfig(), nil); err != nil {
+		return RefreshInput{}, err
+	}
 	return in, nil
 }
 
