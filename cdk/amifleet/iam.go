@@ -120,20 +120,8 @@ func (a arns) runInstances(images grant) []grant {
 // needs it added here, and in the table of TestFunctionRolesAllowExactlyTheirActions
 // (cdk/stack_test.go).
 var permissions = map[string]func(arns) []grant{
-	// Validate checks what the run will need against the account: the subnets (given
-	// or the default VPC's), config.imageId, the instance type, the zones that offer
-	// it, and the vCPU quota beside the instances already running. It creates nothing.
-	pipeline.Validate: func(a arns) []grant {
-		return []grant{
-			describe("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances"),
-			{
-				// The one quota it reads: running On-Demand standard instances' vCPUs.
-				actions:   []string{"servicequotas:GetServiceQuota"},
-				resources: []string{a.serviceQuota(pipeline.VCPUQuotaService, pipeline.VCPUQuotaCode)},
-			},
-		}
-	},
+	// Validate checks what the run will need against the account.
+	pipeline.Validate: checkFleet,
 
 	pipeline.CreateSecurityGroups: func(a arns) []grant {
 		return []grant{
@@ -308,16 +296,9 @@ var permissions = map[string]func(arns) []grant{
 	// PrepareRefresh reads the run's record, checks the new generation as Validate
 	// does, asks whether the refresh that holds the run still runs, and takes the lock.
 	pipeline.PrepareRefresh: func(a arns) []grant {
-		return []grant{
-			describe("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-				"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances"),
-			{
-				actions:   []string{"servicequotas:GetServiceQuota"},
-				resources: []string{a.serviceQuota(pipeline.VCPUQuotaService, pipeline.VCPUQuotaCode)},
-			},
-			{actions: []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, resources: []string{a.table}},
-			{actions: []string{"states:DescribeExecution"}, resources: []string{a.refreshExecutions}},
-		}
+		return append(checkFleet(a),
+			grant{actions: []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, resources: []string{a.table}},
+			grant{actions: []string{"states:DescribeExecution"}, resources: []string{a.refreshExecutions}})
 	},
 
 	// CommitGeneration makes the new generation serve, if its refresh holds the run.
@@ -369,6 +350,22 @@ var permissions = map[string]func(arns) []grant{
 			},
 		}
 	},
+}
+
+// checkFleet is what Validate (and PrepareRefresh, for a new generation) reads to
+// check a fleet against the account: the subnets (given or the default VPC's),
+// config.imageId, the instance type, the zones that offer it, and the vCPU quota
+// beside the instances already running. It creates nothing.
+func checkFleet(a arns) []grant {
+	return []grant{
+		describe("ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+			"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstances"),
+		{
+			// The one quota it reads: running On-Demand standard instances' vCPUs.
+			actions:   []string{"servicequotas:GetServiceQuota"},
+			resources: []string{a.serviceQuota(pipeline.VCPUQuotaService, pipeline.VCPUQuotaCode)},
+		},
+	}
 }
 
 // reasonWildcards justifies the "*" in the stage roles' resources (cdk-nag
