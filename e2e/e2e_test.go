@@ -142,6 +142,22 @@ func localInput(t *testing.T, changes map[string]any) string {
 	return string(out)
 }
 
+// teardownInput is the Teardown's input for runID with the local input's short polls
+// (as the Pipeline passes a run's own config to the Teardown it schedules): the
+// default Cleanup waits, in AWS's seconds, would make each teardown here 30 s longer.
+func teardownInput(t *testing.T, runID string) string {
+	t.Helper()
+	cfg, err := pipeline.ParseConfig(json.RawMessage(localInput(t, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(pipeline.TeardownInput{RunID: runID, Config: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // execution is one Pipeline (or Teardown) execution of a test.
 type execution struct {
 	region, name, arn string
@@ -694,8 +710,7 @@ func TestFleets(t *testing.T) {
 		if got := readRun(t, primary, e.runID).Remaining(); len(got) == 0 {
 			t.Fatal("the run created nothing to tear down")
 		}
-		input, _ := json.Marshal(pipeline.TeardownInput{RunID: e.runID})
-		startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+e.runID, string(input)).wait(t).succeeded(t)
+		startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+e.runID, teardownInput(t, e.runID)).wait(t).succeeded(t)
 		nothingLeft(t, primary, e.runID)
 	})
 

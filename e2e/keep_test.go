@@ -99,8 +99,7 @@ func testKeepOnFailure(t *testing.T) {
 	}
 
 	// Deleting them now, by run id, leaves nothing.
-	input, _ := json.Marshal(pipeline.TeardownInput{RunID: e.runID})
-	startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+e.runID, string(input)).wait(t).succeeded(t)
+	startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+e.runID, teardownInput(t, e.runID)).wait(t).succeeded(t)
 	nothingLeft(t, primary, e.runID)
 }
 

@@ -307,8 +307,7 @@ func testRefresh(t *testing.T) {
 		t.Errorf("amifleet status %s: exit %d, %q %q; want it to say %q", name, code, stdout, stderr, want)
 	}
 
-	input, _ := json.Marshal(pipeline.TeardownInput{RunID: e.runID})
-	startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+e.runID, string(input)).wait(t).succeeded(t)
+	startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+e.runID, teardownInput(t, e.runID)).wait(t).succeeded(t)
 	nothingLeft(t, primary, e.runID)
 	if rec := record(t, e.runID); rec != nil {
 		t.Errorf("after the teardown the run's record is still there: %v", rec)
@@ -384,7 +383,6 @@ func testRefreshFaults(t *testing.T) {
 	if v := lc.Gateway.DataPlaneViolations(dns); len(v) > 0 {
 		t.Errorf("the refreshes stopped or terminated instances the load balancer still used: %s", strings.Join(v, "; "))
 	}
-	input, _ := json.Marshal(pipeline.TeardownInput{RunID: runID})
-	startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+runID, string(input)).wait(t).succeeded(t)
+	startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+runID, teardownInput(t, runID)).wait(t).succeeded(t)
 	nothingLeft(t, primary, runID)
 }
