@@ -146,7 +146,8 @@ func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath
 				}
 			case "refresh":
 				r, err := measureRefresh(ctx, root, ref, lenient, logw)
-				if r != nil {
+				if r != nil && len(r.Runs) > 0 {
+					// A part that failed before its first refresh keeps the old figures.
 					res.Refresh = r
 				}
 				if err != nil {
