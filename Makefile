@@ -110,7 +110,7 @@ local:
 # their pure parts (history counting, target checks, estimates, plot) are unit-tested there.
 .PHONY: bench
 
-## bench: Lambda sizes, cold starts and memory, CDK synth, pipeline runs at 1-200 replicas in the local cloud, runs of 2 and 50 replicas under AWS's timing against their physical limit; checks the targets; writes docs/benchmarks.md, docs/benchmarks.png and docs/benchmarks-timeline.svg
+## bench: Lambda sizes, cold starts and memory, CDK synth, pipeline runs at 1-200 replicas in the local cloud, runs of 2 and 50 replicas under AWS's timing against their physical limit, and a Refresh of such runs against its own; checks the targets; writes docs/benchmarks.md, docs/benchmarks.png and docs/benchmarks-timeline.svg
 # LENIENT=iam,quota (or all) turns strict checks of the local cloud off.
 bench:
 	$(WITH_PYTHON) $(GO) run ./bench $(if $(LENIENT),-lenient $(LENIENT))

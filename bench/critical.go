@@ -181,41 +181,10 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 	// again: the kept base instance, whose new changes the gateway keys
 	// "<id>#start<n>"), running then booted; the slowest decides. Registration runs
 	// once they are running, beside their boot.
-	launched := stateEntered(events, pipeline.LaunchReplicas)
-	fleetChange := func(op localcloud.LatencyOp, id string) (localcloud.LatencyEvent, bool) {
-		for _, e := range record {
-			if e.Op == op && (e.Key == id || strings.HasPrefix(e.Key, id+"#start")) && !e.Start.Before(launched) {
-				return e, true
-			}
-		}
-		return localcloud.LatencyEvent{}, false
-	}
-	var fleetRunning, fleetBooted float64
-	var fleetReady time.Time
-	fleetKnown := true
-	for _, id := range fleet.InstanceIDs {
-		run, okRun := fleetChange(localcloud.OpInstanceRunning, id)
-		boot, okBoot := fleetChange(localcloud.OpBooted, id)
-		if !okRun || !okBoot {
-			fleetKnown = false
-			r.Missing = append(r.Missing, "running and booted of "+id)
-			continue
-		}
-		fleetRunning = max(fleetRunning, run.AWS.Seconds())
-		fleetBooted = max(fleetBooted, run.AWS.Seconds()+boot.AWS.Seconds())
-		if run.Ready.After(fleetReady) {
-			fleetReady = run.Ready
-		}
-	}
-	path = append(path, task(pipeline.LaunchReplicas), PathStep{Name: "instances running (slowest)", Kind: StepAWS, Seconds: fleetRunning})
-	if reg := task(pipeline.RegisterTargets); reg.Seconds > fleetBooted-fleetRunning {
-		path = append(path, reg)
-	} else {
-		path = append(path, PathStep{Name: "instances booted (slowest)", Kind: StepAWS, Seconds: fleetBooted - fleetRunning})
-	}
-	path = append(path,
-		PathStep{Name: fmt.Sprintf("targets healthy (%d checks, %d s apart)", targetHealthyThreshold, targetHealthIntervalSeconds), Kind: StepHealth, Seconds: targetHealthyThreshold * targetHealthIntervalSeconds},
-		task(pipeline.Verify))
+	f := fleetTimesOf(events, record, fleet.InstanceIDs)
+	r.Missing = append(r.Missing, f.missing...)
+	path = append(path, f.steps(task(pipeline.LaunchReplicas), task(pipeline.RegisterTargets))...)
+	path = append(path, healthStep(), task(pipeline.Verify))
 	r.Path = path
 	r.LimitSeconds = stepSeconds(path)
 	if r.LimitSeconds > 0 {
@@ -228,17 +197,83 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 		pipeline.WaitImageAvailable:     availableEv,
 		pipeline.WaitLoadBalancerActive: activeEv,
 	}
-	if fleetKnown && !fleetReady.IsZero() {
-		ready[pipeline.WaitInstancesRunning] = localcloud.LatencyEvent{Ready: fleetReady}
+	f.addReady(ready, record, lb.TargetGroupARN, fleet.InstanceIDs)
+	r.Slack = waitSlacks(events, latencyWaits, ready, scale)
+	return r, nil
+}
+
+// fleetTimes are a fleet's modelled start, in AWS seconds from each instance's
+// launch: its slowest instance running, and its slowest booted (running + boot).
+type fleetTimes struct {
+	running, booted float64
+	// ready is when the last instance was running (local time); known is false
+	// when the record lacks an instance's changes, which missing names.
+	ready   time.Time
+	known   bool
+	missing []string
+}
+
+// fleetTimesOf reads the fleet's instances' running and booted changes from the
+// record: those LaunchReplicas launched (or started again: the kept base instance,
+// whose new changes the gateway keys "<id>#start<n>") once it was entered.
+func fleetTimesOf(events []sfntypes.HistoryEvent, record []localcloud.LatencyEvent, ids []string) fleetTimes {
+	launched := stateEntered(events, pipeline.LaunchReplicas)
+	fleetChange := func(op localcloud.LatencyOp, id string) (localcloud.LatencyEvent, bool) {
+		for _, e := range record {
+			if e.Op == op && (e.Key == id || strings.HasPrefix(e.Key, id+"#start")) && !e.Start.Before(launched) {
+				return e, true
+			}
+		}
+		return localcloud.LatencyEvent{}, false
 	}
-	// The targets' health is measured by the data plane: ready when the last of the
-	// fleet's targets turned healthy, if the record has every one of them.
+	f := fleetTimes{known: true}
+	for _, id := range ids {
+		run, okRun := fleetChange(localcloud.OpInstanceRunning, id)
+		boot, okBoot := fleetChange(localcloud.OpBooted, id)
+		if !okRun || !okBoot {
+			f.known = false
+			f.missing = append(f.missing, "running and booted of "+id)
+			continue
+		}
+		f.running = max(f.running, run.AWS.Seconds())
+		f.booted = max(f.booted, run.AWS.Seconds()+boot.AWS.Seconds())
+		if run.Ready.After(f.ready) {
+			f.ready = run.Ready
+		}
+	}
+	return f
+}
+
+// steps are the limit's steps from LaunchReplicas to the fleet booted: its Task, the
+// slowest instance running, then the longer of RegisterTargets' Task and the boot
+// left after running.
+func (f fleetTimes) steps(launch, register PathStep) []PathStep {
+	out := []PathStep{launch, {Name: "instances running (slowest)", Kind: StepAWS, Seconds: f.running}}
+	if register.Seconds > f.booted-f.running {
+		return append(out, register)
+	}
+	return append(out, PathStep{Name: "instances booted (slowest)", Kind: StepAWS, Seconds: f.booted - f.running})
+}
+
+// healthStep is the health checks' minimum.
+func healthStep() PathStep {
+	return PathStep{Name: fmt.Sprintf("targets healthy (%d checks, %d s apart)", targetHealthyThreshold, targetHealthIntervalSeconds), Kind: StepHealth, Seconds: targetHealthyThreshold * targetHealthIntervalSeconds}
+}
+
+// addReady sets the ready times of the fleet's two waits: InstancesRunning when the
+// last instance was running, if the record has them all; TargetsHealthy when the data
+// plane's own health checks found the last of the fleet's targets healthy (measured),
+// if the record has every one of them.
+func (f fleetTimes) addReady(ready map[string]localcloud.LatencyEvent, record []localcloud.LatencyEvent, tgARN string, ids []string) {
+	if f.known && !f.ready.IsZero() {
+		ready[pipeline.WaitInstancesRunning] = localcloud.LatencyEvent{Ready: f.ready}
+	}
 	var healthyAt time.Time
-	healthyKnown := len(fleet.InstanceIDs) > 0
-	for _, id := range fleet.InstanceIDs {
+	healthyKnown := len(ids) > 0
+	for _, id := range ids {
 		found := false
 		for _, e := range record {
-			if e.Op == localcloud.OpTargetHealthy && e.Key == lb.TargetGroupARN+" "+id {
+			if e.Op == localcloud.OpTargetHealthy && e.Key == tgARN+" "+id {
 				found = true
 				if e.Ready.After(healthyAt) {
 					healthyAt = e.Ready
@@ -250,7 +285,14 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 	if healthyKnown {
 		ready[pipeline.WaitTargetsHealthy] = localcloud.LatencyEvent{Ready: healthyAt}
 	}
-	for _, name := range latencyWaits {
+}
+
+// waitSlacks is each of waits' slack: its resource's Ready (from ready) to the ready
+// check's answer, in AWS seconds. TargetsHealthy without a ready time gets a bound.
+func waitSlacks(events []sfntypes.HistoryEvent, waits []string, ready map[string]localcloud.LatencyEvent, scale float64) []WaitSlack {
+	aw := func(d time.Duration) float64 { return d.Seconds() / scale }
+	var out []WaitSlack
+	for _, name := range waits {
 		w, _ := pipeline.WaitNamed(name)
 		notice, before, asked, ok := readyCheck(events, w)
 		s := WaitSlack{Wait: name}
@@ -264,9 +306,9 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 		case name == pipeline.WaitTargetsHealthy:
 			s.Seconds, s.Known, s.Bound = aw(notice.Sub(before)), true, true
 		}
-		r.Slack = append(r.Slack, s)
+		out = append(out, s)
 	}
-	return r, nil
+	return out
 }
 
 // stepSeconds is the steps' total.

@@ -128,40 +128,59 @@ func measureLatency(ctx context.Context, root string, o LatencyOptions, lenient 
 			return res, err
 		}
 		for _, n := range o.Replicas {
-			input, err := latencyInput(local, n)
+			r, doc, err := latencyPipelineRun(ctx, c, sfnc, stack, local, branches, seed, n, o.TimeScale)
 			if err != nil {
 				return res, err
 			}
-			name := latencyRunName(seed, n, time.Now())
-			progressf("run %s: %d replicas, seed %d", name, n, seed)
-			c.Gateway.ResetLatencyRecord()
-			desc, events, err := execute(ctx, sfnc, stack.PipelineARN, name, input)
-			if err != nil {
-				return res, err
-			}
-			var doc pipeline.Document
-			if desc.Output != nil {
-				_ = json.Unmarshal([]byte(*desc.Output), &doc)
-			}
-			if desc.Status != sfntypes.ExecutionStatusSucceeded {
-				return res, fmt.Errorf("run %s: %s: %s: %s", name, desc.Status, aws.ToString(desc.Error), aws.ToString(desc.Cause))
-			}
-			r, err := AnalyzeLatencyRun(events, doc, c.Gateway.LatencyRecord(), branches, o.TimeScale)
-			if err != nil {
-				return res, fmt.Errorf("run %s: %w", name, err)
-			}
-			r.Seed, r.Execution, r.Status = seed, name, string(desc.Status)
 			res.Runs = append(res.Runs, r)
-			progressf("run %s: run %.0f s, limit %.0f s (AWS seconds), ratio %.2f", name, r.RunSeconds, r.LimitSeconds, r.Ratio)
-
-			runID, _ := pipeline.RunIDFromExecutionName(name)
-			td, _ := json.Marshal(pipeline.TeardownInput{RunID: runID, Config: &doc.Config})
-			if _, _, err := execute(ctx, sfnc, stack.TeardownARN, "teardown-"+runID, string(td)); err != nil {
-				return res, fmt.Errorf("teardown of %s: %w", runID, err)
+			if err := teardownRun(ctx, sfnc, stack, r.Execution, doc); err != nil {
+				return res, err
 			}
 		}
 	}
 	return res, nil
+}
+
+// latencyPipelineRun runs the Pipeline once under the gateway's latency model with
+// n replicas, and measures it against its physical limit; it returns the run's
+// final document, for its Teardown. A run that does not succeed is an error.
+func latencyPipelineRun(ctx context.Context, c *localcloud.Cloud, sfnc *sfn.Client, stack localcloud.Stack, local []byte, branches Parallel, seed int64, n int, scale float64) (LatencyRun, pipeline.Document, error) {
+	var doc pipeline.Document
+	input, err := latencyInput(local, n)
+	if err != nil {
+		return LatencyRun{}, doc, err
+	}
+	name := latencyRunName(seed, n, time.Now())
+	progressf("run %s: %d replicas, seed %d", name, n, seed)
+	c.Gateway.ResetLatencyRecord()
+	desc, events, err := execute(ctx, sfnc, stack.PipelineARN, name, input)
+	if err != nil {
+		return LatencyRun{}, doc, err
+	}
+	if desc.Output != nil {
+		_ = json.Unmarshal([]byte(*desc.Output), &doc)
+	}
+	if desc.Status != sfntypes.ExecutionStatusSucceeded {
+		return LatencyRun{}, doc, fmt.Errorf("run %s: %s: %s: %s", name, desc.Status, aws.ToString(desc.Error), aws.ToString(desc.Cause))
+	}
+	r, err := AnalyzeLatencyRun(events, doc, c.Gateway.LatencyRecord(), branches, scale)
+	if err != nil {
+		return LatencyRun{}, doc, fmt.Errorf("run %s: %w", name, err)
+	}
+	r.Seed, r.Execution, r.Status = seed, name, string(desc.Status)
+	progressf("run %s: run %.0f s, limit %.0f s (AWS seconds), ratio %.2f", name, r.RunSeconds, r.LimitSeconds, r.Ratio)
+	return r, doc, nil
+}
+
+// teardownRun tears the run of the Pipeline execution name down with the Teardown
+// state machine.
+func teardownRun(ctx context.Context, sfnc *sfn.Client, stack localcloud.Stack, name string, doc pipeline.Document) error {
+	runID, _ := pipeline.RunIDFromExecutionName(name)
+	td, _ := json.Marshal(pipeline.TeardownInput{RunID: runID, Config: &doc.Config})
+	if _, _, err := execute(ctx, sfnc, stack.TeardownARN, "teardown-"+runID, string(td)); err != nil {
+		return fmt.Errorf("teardown of %s: %w", runID, err)
+	}
+	return nil
 }
 
 // timelineRun is the run the document draws: the first 2-replica run (or the first).
@@ -191,10 +210,20 @@ func slackCell(s WaitSlack) string {
 
 // medianSlack is the median of the known slacks of wait in runs (a bound if any is).
 func medianSlack(runs []LatencyRun, wait string) WaitSlack {
+	var lists [][]WaitSlack
+	for _, r := range runs {
+		lists = append(lists, r.Slack)
+	}
+	return medianOfSlacks(lists, wait)
+}
+
+// medianOfSlacks is the median of the known slacks of wait in lists, one list per
+// run (a bound if any is).
+func medianOfSlacks(lists [][]WaitSlack, wait string) WaitSlack {
 	out := WaitSlack{Wait: wait}
 	var xs, checks []float64
-	for _, r := range runs {
-		for _, s := range r.Slack {
+	for _, list := range lists {
+		for _, s := range list {
 			if s.Wait == wait && s.Known {
 				xs, checks = append(xs, s.Seconds), append(checks, s.CheckSeconds)
 				out.Bound = out.Bound || s.Bound

@@ -3,9 +3,11 @@
 //
 // `make bench` runs it from the repository root. Part 1 (per-Lambda sizes, cold
 // starts, memory, CDK synth) needs no local cloud; part 2 runs the pipeline in the
-// local cloud once per replica count. The raw figures go to bench/results.json, so
+// local cloud once per replica count; part 6 (latency) runs it under AWS's timing
+// against its physical limit; part 7 (refresh) runs it so, then one Refresh of each
+// run. The raw figures go to bench/results.json, so
 // that `go run ./bench -render` rewrites the document without measuring again, and
-// `-parts` re-measures one part while keeping the other's figures.
+// `-parts` re-measures one part while keeping the others' figures.
 //
 // A missed target prints a line starting "TARGET MISSED" and makes the exit status 1;
 // a measurement that could not be made exits 2.
@@ -37,6 +39,8 @@ type Results struct {
 	Runs    *RunResults    `json:"runs,omitempty"`
 	// Latency is part 6: runs under AWS's timing against their physical limit.
 	Latency *LatencyResults `json:"latency,omitempty"`
+	// Refresh is part 7: a Refresh of a run under AWS's timing.
+	Refresh *RefreshResults `json:"refresh,omitempty"`
 }
 
 // lenient names the local cloud's strict checks to turn off (-lenient); all are on by
@@ -45,7 +49,7 @@ var lenient string
 
 func main() {
 	var (
-		parts       = flag.String("parts", "lambdas,runs,latency", "what to measure: lambdas, runs, latency (comma-separated)")
+		parts       = flag.String("parts", "lambdas,runs,latency,refresh", "what to measure: "+knownParts+" (comma-separated)")
 		replicas    = flag.String("replicas", "1,2,10,50,200", "replica counts of the pipeline runs")
 		resultsPath = flag.String("results", "bench/results.json", "raw figures (read, then rewritten)")
 		docPath     = flag.String("doc", "docs/benchmarks.md", "the document to write")
@@ -56,7 +60,9 @@ func main() {
 		logPath     = flag.String("log", "", "where builds, the CDK CLI, moto and the functions write (default: a temporary file)")
 		latSeeds    = flag.String("latency-seeds", "1,2,3,4,5", "the latency part's seeds of localcloud.AWSLatency (comma-separated)")
 		latReplicas = flag.String("latency-replicas", "2,50", "the latency part's replica counts")
-		timeScale   = flag.Float64("time-scale", DefaultTimeScale, "the latency part's local seconds per AWS second (the executions' waits are scaled with it)")
+		timeScale   = flag.Float64("time-scale", DefaultTimeScale, "the latency and refresh parts' local seconds per AWS second (the executions' waits are scaled with it)")
+		refSeeds    = flag.String("refresh-seeds", "1,2,3", "the refresh part's seeds of localcloud.AWSLatency (comma-separated)")
+		refReplicas = flag.String("refresh-replicas", "2,50", "the refresh part's replica counts")
 	)
 	flag.StringVar(&lenient, "lenient", "", "strict checks of the local cloud to turn off (iam, offerings, quota, tokens, consistency, eni, or all)")
 	flag.Parse()
@@ -66,10 +72,29 @@ func main() {
 	if err != nil {
 		os.Exit(fail(err))
 	}
-	os.Exit(run(ctx, *parts, *replicas, *resultsPath, *docPath, *plotPath, *render, *coldRuns, *warmRuns, *logPath, lat))
+	ref, err := parseLatencyOptions(*refSeeds, *refReplicas, *timeScale)
+	if err != nil {
+		os.Exit(fail(fmt.Errorf("refresh part: %w", err)))
+	}
+	os.Exit(run(ctx, *parts, *replicas, *resultsPath, *docPath, *plotPath, *render, *coldRuns, *warmRuns, *logPath, lat, ref))
 }
 
-func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath string, renderOnly bool, coldRuns, warmRuns int, logPath string, lat LatencyOptions) int {
+// knownParts are the parts -parts takes.
+const knownParts = "lambdas, runs, latency, refresh"
+
+// checkParts refuses an unknown part before anything is measured.
+func checkParts(parts string) error {
+	for _, p := range strings.Split(parts, ",") {
+		switch strings.TrimSpace(p) {
+		case "lambdas", "runs", "latency", "refresh":
+		default:
+			return fmt.Errorf("-parts: unknown part %q (%s)", p, knownParts)
+		}
+	}
+	return nil
+}
+
+func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath string, renderOnly bool, coldRuns, warmRuns int, logPath string, lat, ref LatencyOptions) int {
 	root, err := localcloud.RepoRoot()
 	if err != nil {
 		return fail(err)
@@ -79,6 +104,9 @@ func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath
 		return fail(err)
 	}
 	if !renderOnly {
+		if err := checkParts(parts); err != nil {
+			return fail(err)
+		}
 		counts, err := parseReplicas(replicaList)
 		if err != nil {
 			return fail(err)
@@ -116,8 +144,18 @@ func run(ctx context.Context, parts, replicaList, resultsPath, docPath, plotPath
 					_ = writeResults(filepath.Join(root, resultsPath), res)
 					return fail(err)
 				}
+			case "refresh":
+				r, err := measureRefresh(ctx, root, ref, lenient, logw)
+				if r != nil && len(r.Runs) > 0 {
+					// A part that failed before its first refresh keeps the old figures.
+					res.Refresh = r
+				}
+				if err != nil {
+					_ = writeResults(filepath.Join(root, resultsPath), res)
+					return fail(err)
+				}
 			default:
-				return fail(fmt.Errorf("-parts: unknown part %q (lambdas, runs, latency)", p))
+				return fail(fmt.Errorf("-parts: unknown part %q (%s)", p, knownParts))
 			}
 			if err := writeResults(filepath.Join(root, resultsPath), res); err != nil {
 				return fail(err)

@@ -39,7 +39,7 @@ func Render(res *Results, checks []CheckResult, plotRef string) string {
 	w("# Benchmarks: what a run costs and how it scales\n\n")
 	w("Written by `make bench` (`go run ./bench`, the code in `bench/`) from the figures it measured; ")
 	w("`go run ./bench -render` rewrites this page from `bench/results.json` without measuring again, and ")
-	w("`go run ./bench -parts lambdas` (or `runs`) measures one part again. Figures measured here are marked ")
+	w("`go run ./bench -parts lambdas` (or `runs`, `latency`, `refresh`) measures one part again. Figures measured here are marked ")
 	w("*measured*; everything about AWS itself is an *estimate*, with its assumptions written down.\n\n")
 	w("The bench checks the targets below itself: a missed one prints `TARGET MISSED` and makes it exit 1.\n\n")
 
@@ -63,6 +63,7 @@ func Render(res *Results, checks []CheckResult, plotRef string) string {
 	renderRuns(w, res.Runs, plotRef)
 	renderEstimate(w, res)
 	renderLatency(w, res.Latency, timelinePath(plotRef))
+	renderRefresh(w, res.Refresh)
 	return b.String()
 }
 
