@@ -57,19 +57,30 @@ func startSandbox(cfg FunctionConfig, logw io.Writer) (*sandbox, error) {
 	sb.srv = &http.Server{Handler: http.HandlerFunc(sb.serveRuntimeAPI), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = sb.srv.Serve(ln) }()
 
-	cmd := exec.Command(filepath.Join(cfg.CodeDir, "bootstrap"))
-	cmd.Dir = cfg.CodeDir
-	cmd.Env = sandboxEnv(cfg, ln.Addr().String())
 	out := &linePrefixWriter{w: logw, prefix: "[" + cfg.Name + "] "}
+	env := sandboxEnv(cfg, ln.Addr().String())
 	if cfg.logs != nil {
 		out.stream = cfg.logs.openStream(cfg.Region, cfg.LogGroup)
-		cmd.Env = append(cmd.Env, "AWS_LAMBDA_LOG_STREAM_NAME="+out.stream.name)
+		env = append(env, "AWS_LAMBDA_LOG_STREAM_NAME="+out.stream.name)
 	}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Own process group so that a kill also ends anything the bootstrap started;
-	// Pdeathsig so that nothing outlives a gateway that dies without Close.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	var cmd *exec.Cmd
+	// A bootstrap just unpacked can be "text file busy" for a moment: a process forked
+	// elsewhere in the gateway meanwhile holds the written file open until it execs
+	// (golang/go#22315). Starting again a little later is what works.
+	for try := 1; ; try++ {
+		cmd = exec.Command(filepath.Join(cfg.CodeDir, "bootstrap"))
+		cmd.Dir, cmd.Env = cfg.CodeDir, env
+		cmd.Stdout, cmd.Stderr = out, out
+		// Own process group so that a kill also ends anything the bootstrap started;
+		// Pdeathsig so that nothing outlives a gateway that dies without Close.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		err = cmd.Start()
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || try == 10 {
+			break
+		}
+		time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+	}
+	if err != nil {
 		// As Lambda does for a package without a runnable bootstrap, this is the
 		// function's error, answered by the first invocation.
 		sb.exitErr = fmt.Errorf("%s: %w", ErrTypeInvalidEntry, err)
