@@ -767,8 +767,16 @@ func TestFleets(t *testing.T) {
 		t.Parallel()
 		testRefresh(t)
 	})
-	t.Run("RefreshFaults", func(t *testing.T) {
+	// Refreshes failed at each step, on two fleets side by side (a fleet holds one
+	// refresh at a time).
+	t.Run("RefreshFaultsBuilding", func(t *testing.T) {
 		t.Parallel()
-		testRefreshFaults(t)
+		testRefreshFaults(t, "e2e-rfault-build", []string{"LaunchBase", "CheckBaseStopped", "CreateImage",
+			"CheckImageAvailable", "LaunchReplicas", "CheckInstancesRunning"}, false)
+	})
+	t.Run("RefreshFaultsServing", func(t *testing.T) {
+		t.Parallel()
+		testRefreshFaults(t, "e2e-rfault-serve", []string{"RegisterTargets", "CheckTargetsHealthy", "Verify",
+			"CommitGeneration"}, true)
 	})
 }

@@ -314,35 +314,57 @@ func testRefresh(t *testing.T) {
 	}
 }
 
+// refreshFault is a fault that fails a refresh in one step: an API call that fails,
+// or the step's function crashing through its retries.
+type refreshFault struct {
+	step  string
+	api   *localcloud.APIFault
+	crash *localcloud.CrashFault
+}
+
+// refreshFaults are the faults of one fleet's chain of failing refreshes, the run id
+// filled in; a crash is retried twice (Runtime.ExitError), so three crashes fail the state.
+func refreshFaults(runID string, steps ...string) []refreshFault {
+	crash := &localcloud.CrashFault{Times: 3, Match: runID}
+	all := map[string]refreshFault{
+		"LaunchBase":            {api: &localcloud.APIFault{Action: "ec2:RunInstances", Code: "UnauthorizedOperation", Count: 1, Match: runID + "-base-g"}},
+		"CheckBaseStopped":      {crash: crash},
+		"CreateImage":           {api: &localcloud.APIFault{Action: "ec2:CreateImage", Code: "UnauthorizedOperation", Count: 1, Match: runID}},
+		"CheckImageAvailable":   {crash: crash},
+		"LaunchReplicas":        {api: &localcloud.APIFault{Action: "ec2:RunInstances", Code: "UnauthorizedOperation", Count: 1, Match: runID + "-replica-g"}},
+		"CheckInstancesRunning": {crash: crash},
+		"RegisterTargets":       {api: &localcloud.APIFault{Action: "elasticloadbalancing:RegisterTargets", Code: "AccessDenied", Count: 1, Match: runID}},
+		"CheckTargetsHealthy":   {api: &localcloud.APIFault{Action: "elasticloadbalancing:DescribeTargetHealth", Code: "AccessDenied", Count: 1, Match: runID}},
+		"Verify":                {crash: crash},
+		"CommitGeneration":      {crash: crash},
+	}
+	out := make([]refreshFault, 0, len(steps))
+	for _, step := range steps {
+		f := all[step]
+		f.step = step
+		out = append(out, f)
+	}
+	return out
+}
+
 // testRefreshFaults: refreshes of one live fleet, each failed by a fault injected
 // into one of its steps (the call that creates or registers fails, or the function
 // crashes through its retries): each fails saying generation 1 still serves, leaves
 // generation 1's instances, targets and image as they were and nothing of its own,
-// and not one GET through the load balancer fails meanwhile. A last refresh then
-// succeeds.
-func testRefreshFaults(t *testing.T) {
-	const name = "e2e-refresh-faults"
+// and not one GET through the load balancer fails meanwhile. With afterCommit, one
+// more refresh fails after its commit (the old generation's deregistration refused):
+// its new generation serves, the old one is left, and the cause says which
+// generation serves. A last refresh then succeeds (taking over a lock the
+// failed prune left) and leaves only its own generation.
+func testRefreshFaults(t *testing.T, name string, steps []string, afterCommit bool) {
+	runID, _ := pipeline.RunIDFromExecutionName(name)
 	e := start(t, primary, name, localInput(t, nil)).wait(t).succeeded(t)
-	runID := e.runID
 	dns := e.doc.Resources.LoadBalancer.DNSName
 	instances, images := live(t, runID)
 	registered := targets(t, runID)
 	gets := startGETs(t, lc.Gateway.LoadBalancerLocalURL(dns))
 
-	for i, tc := range []struct {
-		step  string
-		api   *localcloud.APIFault
-		crash *localcloud.CrashFault
-	}{
-		{step: "LaunchBase", api: &localcloud.APIFault{Action: "ec2:RunInstances", Code: "UnauthorizedOperation", Count: 1, Match: runID + "-base-g"}},
-		{step: "CreateImage", api: &localcloud.APIFault{Action: "ec2:CreateImage", Code: "UnauthorizedOperation", Count: 1, Match: runID}},
-		{step: "LaunchReplicas", api: &localcloud.APIFault{Action: "ec2:RunInstances", Code: "UnauthorizedOperation", Count: 1, Match: runID + "-replica-g"}},
-		{step: "RegisterTargets", api: &localcloud.APIFault{Action: "elasticloadbalancing:RegisterTargets", Code: "AccessDenied", Count: 1, Match: runID}},
-		{step: "CheckTargetsHealthy", api: &localcloud.APIFault{Action: "elasticloadbalancing:DescribeTargetHealth", Code: "AccessDenied", Count: 1, Match: runID}},
-		// A crash is retried twice (Runtime.ExitError): three crashes fail the state.
-		{step: "Verify", crash: &localcloud.CrashFault{Times: 3, Match: runID}},
-		{step: "CommitGeneration", crash: &localcloud.CrashFault{Times: 3, Match: runID}},
-	} {
+	for i, tc := range refreshFaults(runID, steps...) {
 		if tc.api != nil {
 			lc.Gateway.AddFault(*tc.api)
 		}
@@ -370,19 +392,54 @@ func testRefreshFaults(t *testing.T) {
 	if left := lc.Gateway.PendingFaults(runID); left > 0 {
 		t.Errorf("%d injected faults were never hit: a step did not fail where the test meant it to", left)
 	}
+	var failedPrune string
+	if afterCommit {
+		// The prune's first call, after the commit, deregisters the old targets.
+		lc.Gateway.AddFault(localcloud.APIFault{Action: "elasticloadbalancing:DeregisterTargets", Code: "AccessDenied", Count: 1, Match: runID})
+		r := startRefresh(t, runID, "refresh-"+runID+"-prune", nil).wait(t)
+		failedPrune = r.arn
+		rec := record(t, runID)
+		serving := attr(rec, "serving")
+		if r.desc.Status != sfntypes.ExecutionStatusFailed || serving != attr(rec, "lastGen") ||
+			!strings.Contains(aws.ToString(r.desc.Cause), "generation "+serving+" serves") {
+			t.Errorf("a refresh whose prune failed after its commit: %s %s: %s; record serving %s of %s; want FAILED, the new generation serving, and the cause saying so",
+				r.desc.Status, aws.ToString(r.desc.Error), aws.ToString(r.desc.Cause), serving, attr(rec, "lastGen"))
+		}
+		var newGen []string
+		for _, in := range readRun(t, primary, runID).Instances {
+			if in.Tags[pipeline.TagGeneration] == serving && in.State != "terminated" {
+				newGen = append(newGen, in.ID)
+			}
+		}
+		if got := targets(t, runID); len(newGen) == 0 || !isSubset(newGen, got) {
+			t.Errorf("after the failed prune: targets %v, want the serving generation's %v among them", got, newGen)
+		}
+	}
 	ok := startRefresh(t, runID, "refresh-"+runID+"-ok", nil).wait(t).succeeded(t)
+	if afterCommit && ok.doc.Refresh.TookOverFrom != failedPrune {
+		t.Errorf("the last refresh took over from %q; want the failed prune's %s", ok.doc.Refresh.TookOverFrom, failedPrune)
+	}
 	gets.end()
 	answered, failures := gets.report()
 	if len(failures) > 0 {
 		t.Errorf("%d of %d GETs failed during the refreshes: %s", len(failures), answered+len(failures), strings.Join(failures, "; "))
 	}
-	t.Logf("%d GETs answered during %d failed refreshes and one that succeeded", answered, 7)
-	if got, _ := live(t, runID); !slices.Equal(got, sorted(ok.doc.Resources.Fleet.InstanceIDs)) {
-		t.Errorf("after the refresh that succeeded: instances %v, want its fleet %v", got, ok.doc.Resources.Fleet.InstanceIDs)
+	t.Logf("%d GETs answered during %d refreshes", answered, len(steps)+2)
+	if got, imgs := live(t, runID); !slices.Equal(got, sorted(ok.doc.Resources.Fleet.InstanceIDs)) || len(imgs) != 1 {
+		t.Errorf("after the refresh that succeeded: instances %v, images %v; want its fleet %v and its one image", got, imgs, ok.doc.Resources.Fleet.InstanceIDs)
 	}
 	if v := lc.Gateway.DataPlaneViolations(dns); len(v) > 0 {
 		t.Errorf("the refreshes stopped or terminated instances the load balancer still used: %s", strings.Join(v, "; "))
 	}
 	startOn(t, primary, stack(t, primary).TeardownARN, "teardown-"+runID, teardownInput(t, runID)).wait(t).succeeded(t)
 	nothingLeft(t, primary, runID)
+}
+
+func isSubset(sub, of []string) bool {
+	for _, s := range sub {
+		if !slices.Contains(of, s) {
+			return false
+		}
+	}
+	return true
 }
