@@ -1,6 +1,6 @@
 package localcloud
 
-// The data plane during a refresh (docs/refresh.md §4): draining targets stay listed
+// The data plane during a refresh (docs/refresh.md, "The local data plane"): draining targets stay listed
 // while requests to them are in flight, and stopping or terminating an instance a load
 // balancer still uses is recorded as a violation, per load balancer.
 

@@ -14,7 +14,7 @@ import (
 )
 
 // createRunsTable makes a table shaped like the Refresh design's run records
-// (docs/refresh.md §2): partition key runId (S), on demand.
+// (docs/refresh.md, "The run record"): partition key runId (S), on demand.
 func createRunsTable(t *testing.T, client *dynamodb.Client, name string, tags ...ddbtypes.Tag) string {
 	t.Helper()
 	out, err := client.CreateTable(context.Background(), &dynamodb.CreateTableInput{
