@@ -138,25 +138,8 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 	for _, s := range all {
 		r.Timeline = append(r.Timeline, Span{State: s.State, Branch: p.branchOf(s.State), Start: s.Start / scale, End: s.End / scale})
 	}
-	task := func(state string) PathStep {
-		sec := 0.0
-		for _, s := range all {
-			if s.State == state {
-				sec += s.End - s.Start
-			}
-		}
-		return PathStep{Name: state, Kind: StepTask, Seconds: sec / scale}
-	}
-	change := func(name string, op localcloud.LatencyOp, key string) (PathStep, localcloud.LatencyEvent) {
-		i := slices.IndexFunc(record, func(e localcloud.LatencyEvent) bool { return e.Op == op && e.Key == key })
-		var e localcloud.LatencyEvent
-		if i >= 0 {
-			e = record[i]
-		} else {
-			r.Missing = append(r.Missing, fmt.Sprintf("%s of %s", op, key))
-		}
-		return PathStep{Name: name, Kind: StepAWS, Seconds: e.AWS.Seconds()}, e
-	}
+	steps := pathSteps{spans: all, record: record, scale: scale, missing: &r.Missing}
+	task, change := steps.task, steps.change
 
 	// The image branch: the base instance launched (LaunchBase's Task holds the
 	// RunInstances answer), running, its user data, stopped; then the image.
@@ -391,4 +374,37 @@ func criticalStates(r LatencyRun, p Parallel, imageBranch, lbBranch int) map[str
 		}
 	}
 	return out
+}
+
+// pathSteps reads the steps of a critical path: a Task state's time from the
+// execution's spans (local seconds, scaled back to AWS's), and an AWS change's from
+// the latency record, noting in missing a change the record lacks.
+type pathSteps struct {
+	spans   []Span
+	record  []localcloud.LatencyEvent
+	scale   float64
+	missing *[]string
+}
+
+// task is the state's Task time, all its calls added up.
+func (p pathSteps) task(state string) PathStep {
+	sec := 0.0
+	for _, s := range p.spans {
+		if s.State == state {
+			sec += s.End - s.Start
+		}
+	}
+	return PathStep{Name: state, Kind: StepTask, Seconds: sec / p.scale}
+}
+
+// change is the modelled time of one change of the resource key, and its event.
+func (p pathSteps) change(name string, op localcloud.LatencyOp, key string) (PathStep, localcloud.LatencyEvent) {
+	i := slices.IndexFunc(p.record, func(e localcloud.LatencyEvent) bool { return e.Op == op && e.Key == key })
+	var e localcloud.LatencyEvent
+	if i >= 0 {
+		e = p.record[i]
+	} else {
+		*p.missing = append(*p.missing, fmt.Sprintf("%s of %s", op, key))
+	}
+	return PathStep{Name: name, Kind: StepAWS, Seconds: e.AWS.Seconds()}, e
 }

@@ -115,25 +115,8 @@ func AnalyzeRefreshRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 		OldInstances:      len(doc.Refresh.From.InstanceIDs),
 	}
 	all := spans(events, start)
-	task := func(state string) PathStep {
-		sec := 0.0
-		for _, s := range all {
-			if s.State == state {
-				sec += s.End - s.Start
-			}
-		}
-		return PathStep{Name: state, Kind: StepTask, Seconds: sec / scale}
-	}
-	change := func(name string, op localcloud.LatencyOp, key string) (PathStep, localcloud.LatencyEvent) {
-		i := slices.IndexFunc(record, func(e localcloud.LatencyEvent) bool { return e.Op == op && e.Key == key })
-		var e localcloud.LatencyEvent
-		if i >= 0 {
-			e = record[i]
-		} else {
-			r.Missing = append(r.Missing, fmt.Sprintf("%s of %s", op, key))
-		}
-		return PathStep{Name: name, Kind: StepAWS, Seconds: e.AWS.Seconds()}, e
-	}
+	steps := pathSteps{spans: all, record: record, scale: scale, missing: &r.Missing}
+	task, change := steps.task, steps.change
 
 	running, _ := change("base instance running", localcloud.OpInstanceRunning, img.BaseInstanceID)
 	userData, _ := change("base user data done", localcloud.OpUserDataDone, img.BaseInstanceID)
