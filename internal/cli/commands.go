@@ -305,8 +305,11 @@ func (r *Runner) resolve(ctx context.Context, execution string) (string, error) 
 	// Sanitised as `run --name` does, so the name given to run finds its execution.
 	execution = SanitizeExecutionName(execution)
 	machine := r.Machines.Pipeline
-	if strings.HasPrefix(execution, "teardown-") {
+	switch {
+	case strings.HasPrefix(execution, "teardown-"):
 		machine = r.Machines.Teardown
+	case strings.HasPrefix(execution, "refresh-"):
+		machine = r.Machines.Refresh
 	}
 	sm, err := machine(ctx)
 	if err != nil {

@@ -25,7 +25,7 @@ func newRunner(f *fakeSFN, format string) (*Runner, *bytes.Buffer, *bytes.Buffer
 	var stdout, stderr bytes.Buffer
 	return &Runner{
 		SFN:          f,
-		Machines:     &Machines{PipelineARN: testPipelineARN, TeardownARN: testTeardownARN},
+		Machines:     &Machines{PipelineARN: testPipelineARN, TeardownARN: testTeardownARN, RefreshARN: testRefreshARN},
 		Stdout:       &stdout,
 		Stderr:       &stderr,
 		Format:       format,
@@ -269,6 +269,7 @@ func TestResolve(t *testing.T) {
 	}{
 		{"ci-1", executionARN(testPipelineARN, "ci-1"), ExitOK},
 		{"teardown-ci-1-20261127T130000Z", executionARN(testTeardownARN, "teardown-ci-1-20261127T130000Z"), ExitOK},
+		{"refresh-web-20261202T020000Z", executionARN(testRefreshARN, "refresh-web-20261202T020000Z"), ExitOK},
 		{"arn:aws:states:eu-west-1:1:execution:Other:x", "arn:aws:states:eu-west-1:1:execution:Other:x", ExitOK},
 		{"arn:aws:states:eu-west-1:1:stateMachine:Other", "", ExitUsage},
 		{"octo/web-abc-1", executionARN(testPipelineARN, "octo-web-abc-1"), ExitOK},

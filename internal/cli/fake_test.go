@@ -19,6 +19,7 @@ import (
 const (
 	testPipelineARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Pipeline"
 	testTeardownARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Teardown"
+	testRefreshARN  = "arn:aws:states:us-east-1:123456789012:stateMachine:AmiFleet-Refresh"
 )
 
 // fakeExecution is an execution that moves one step on at every DescribeExecution:
