@@ -81,6 +81,23 @@ func (r *Runner) Abort(ctx context.Context, execution string, wait bool, timeout
 		return exitf(ExitUsage, "%s: no run id in its input or output: not a Pipeline execution?", res.Name)
 	}
 	p := r.progress()
+	if r.isRefresh(ctx, aws.ToString(desc.StateMachineArn)) {
+		// A refresh's run is live: stopping the refresh must not tear the fleet down.
+		if desc.Status != types.ExecutionStatusRunning {
+			return exitf(ExitUsage, "%s is a refresh of run %s and has ended (%s): nothing to abort; the fleet is not torn down (amifleet teardown --run-id %s does that)",
+				res.Name, res.RunID, desc.Status, res.RunID)
+		}
+		if _, err := r.SFN.StopExecution(ctx, &sfn.StopExecutionInput{
+			ExecutionArn: desc.ExecutionArn,
+			Error:        aws.String("Aborted"),
+			Cause:        aws.String("stopped by amifleet abort; the next refresh of run " + res.RunID + " (or its Teardown) removes what it made"),
+		}); err != nil {
+			return fmt.Errorf("stop execution %s: %w", res.Name, err)
+		}
+		fmt.Fprintf(p, "stopped the refresh %s of run %s: the generation that served keeps serving; the next refresh takes its lock over and removes what it made\n",
+			res.Name, res.RunID)
+		return nil
+	}
 	if desc.Status == types.ExecutionStatusRunning {
 		if _, err := r.SFN.StopExecution(ctx, &sfn.StopExecutionInput{
 			ExecutionArn: desc.ExecutionArn,
@@ -102,6 +119,18 @@ func (r *Runner) Abort(ctx context.Context, execution string, wait bool, timeout
 	fmt.Fprintf(p, "the teardown waits %d s for a create still in flight, then deletes everything tagged %s=%s\n",
 		pipeline.CreateTimeoutSeconds, pipeline.TagRunID, res.RunID)
 	return r.startAndFollow(ctx, sm, name, res.RunID, string(input), wait, timeout)
+}
+
+// isRefresh reports whether stateMachine is the Refresh state machine: the stack's, or
+// one named as the CDK names it (<stack>-Refresh).
+func (r *Runner) isRefresh(ctx context.Context, stateMachine string) bool {
+	if stateMachine == "" {
+		return false
+	}
+	if arn, err := r.Machines.Refresh(ctx); err == nil && arn == stateMachine {
+		return true
+	}
+	return strings.HasSuffix(stateMachine, "-Refresh")
 }
 
 func (r *Runner) startAndFollow(ctx context.Context, stateMachine, name, runID, input string, wait bool, timeout time.Duration) error {

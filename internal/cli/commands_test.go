@@ -435,6 +435,32 @@ func TestAbort(t *testing.T) {
 	}
 }
 
+// TestAbortRefresh: aborting a refresh stops it and tears nothing down: its run is
+// live, and its old generation serves; an ended refresh is left alone.
+func TestAbortRefresh(t *testing.T) {
+	for _, status := range []types.ExecutionStatus{types.ExecutionStatusRunning, types.ExecutionStatusSucceeded} {
+		t.Run(string(status), func(t *testing.T) {
+			f := newFakeSFN()
+			name := "refresh-web-20261202T020000Z"
+			arn := executionARN(testRefreshARN, name)
+			start := time.Date(2026, 12, 2, 2, 0, 0, 0, time.UTC)
+			f.add(arn, sfn.DescribeExecutionOutput{ExecutionArn: aws.String(arn), Name: aws.String(name), StartDate: &start,
+				StateMachineArn: aws.String(testRefreshARN), Input: aws.String(`{"runId":"web"}`)}, nil, fakeStep{status, 0})
+			r, _, _ := newRunner(f, FormatText)
+			err := r.Abort(context.Background(), name, false, time.Minute)
+			if len(f.starts) != 0 {
+				t.Errorf("%d starts: aborting a refresh must not start a teardown", len(f.starts))
+			}
+			if status == types.ExecutionStatusRunning && (err != nil || len(f.stops) != 1) {
+				t.Errorf("abort of a running refresh: %v, %d stops; want it stopped", err, len(f.stops))
+			}
+			if status != types.ExecutionStatusRunning && (ExitCode(err) != ExitUsage || len(f.stops) != 0) {
+				t.Errorf("abort of an ended refresh: %v, %d stops; want exit 2 and nothing stopped", err, len(f.stops))
+			}
+		})
+	}
+}
+
 func TestTeardownOfAnExecutionNameSaysItsRunID(t *testing.T) {
 	f := newFakeSFN()
 	r, _, _ := newRunner(f, FormatText)
