@@ -115,26 +115,22 @@ var latencyWaits = []string{pipeline.WaitBaseStopped, pipeline.WaitImageAvailabl
 // that the ratio compares like with like; the Task steps of Path show how much of the
 // limit that is.
 func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, record []localcloud.LatencyEvent, p Parallel, scale float64) (LatencyRun, error) {
-	if len(events) == 0 {
-		return LatencyRun{}, fmt.Errorf("no history")
-	}
-	if scale <= 0 {
-		return LatencyRun{}, fmt.Errorf("time scale %g is not positive", scale)
+	h, err := readHistory(events, scale)
+	if err != nil {
+		return LatencyRun{}, err
 	}
 	img, lb, fleet := doc.Resources.Image, doc.Resources.LoadBalancer, doc.Resources.Fleet
 	if img == nil || lb == nil || fleet == nil {
 		return LatencyRun{}, fmt.Errorf("the run's document names no image, load balancer or fleet: it did not get as far as its targets")
 	}
-	start := aws.ToTime(events[0].Timestamp)
-	aw := func(d time.Duration) float64 { return d.Seconds() / scale }
 	r := LatencyRun{
 		Replicas:          doc.Config.ReplicaCount,
 		TimeScale:         scale,
-		RunSeconds:        aw(aws.ToTime(events[len(events)-1].Timestamp).Sub(start)),
-		Transitions:       Transitions(events),
-		LambdaInvocations: ScheduledTasks(events),
+		RunSeconds:        h.runSeconds,
+		Transitions:       h.transitions,
+		LambdaInvocations: h.lambdaInvocations,
 	}
-	all := spans(events, start)
+	all := h.spans
 	for _, s := range all {
 		r.Timeline = append(r.Timeline, Span{State: s.State, Branch: p.branchOf(s.State), Start: s.Start / scale, End: s.End / scale})
 	}
@@ -169,10 +165,7 @@ func AnalyzeLatencyRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 	path = append(path, f.steps(task(pipeline.LaunchReplicas), task(pipeline.RegisterTargets))...)
 	path = append(path, healthStep(), task(pipeline.Verify))
 	r.Path = path
-	r.LimitSeconds = stepSeconds(path)
-	if r.LimitSeconds > 0 {
-		r.Ratio = r.RunSeconds / r.LimitSeconds
-	}
+	r.LimitSeconds, r.Ratio = limitOf(path, r.RunSeconds)
 
 	// Each wait's slack: its resource's Ready to the ready check's answer.
 	ready := map[string]localcloud.LatencyEvent{
@@ -374,6 +367,41 @@ func criticalStates(r LatencyRun, p Parallel, imageBranch, lbBranch int) map[str
 		}
 	}
 	return out
+}
+
+// historyFigures are what an analysed execution reports from its history alone.
+type historyFigures struct {
+	// runSeconds is the execution's start to stop, local time / scale.
+	runSeconds                     float64
+	transitions, lambdaInvocations int
+	// spans are its states', in local seconds from its start.
+	spans []Span
+}
+
+// readHistory reads historyFigures from a non-empty history, on a positive scale.
+func readHistory(events []sfntypes.HistoryEvent, scale float64) (historyFigures, error) {
+	if len(events) == 0 {
+		return historyFigures{}, fmt.Errorf("no history")
+	}
+	if scale <= 0 {
+		return historyFigures{}, fmt.Errorf("time scale %g is not positive", scale)
+	}
+	start := aws.ToTime(events[0].Timestamp)
+	return historyFigures{
+		runSeconds:        aws.ToTime(events[len(events)-1].Timestamp).Sub(start).Seconds() / scale,
+		transitions:       Transitions(events),
+		lambdaInvocations: ScheduledTasks(events),
+		spans:             spans(events, start),
+	}, nil
+}
+
+// limitOf is a critical path's sum, and run / that sum (0 when the path is empty).
+func limitOf(path []PathStep, runSeconds float64) (limit, ratio float64) {
+	limit = stepSeconds(path)
+	if limit > 0 {
+		ratio = runSeconds / limit
+	}
+	return limit, ratio
 }
 
 // pathSteps reads the steps of a critical path: a Task state's time from the

@@ -94,27 +94,24 @@ type RefreshRun struct {
 // old targets, their deregistration delay, the call that terminated their instances,
 // and the slowest of those terminated. Each Task counts once, entered to exited.
 func AnalyzeRefreshRun(events []sfntypes.HistoryEvent, doc pipeline.Document, record []localcloud.LatencyEvent, scale float64) (RefreshRun, error) {
-	if len(events) == 0 {
-		return RefreshRun{}, fmt.Errorf("no history")
-	}
-	if scale <= 0 {
-		return RefreshRun{}, fmt.Errorf("time scale %g is not positive", scale)
+	h, err := readHistory(events, scale)
+	if err != nil {
+		return RefreshRun{}, err
 	}
 	img, lb, fleet := doc.Resources.Image, doc.Resources.LoadBalancer, doc.Resources.Fleet
 	if img == nil || lb == nil || fleet == nil || doc.Refresh == nil {
 		return RefreshRun{}, fmt.Errorf("the refresh's document names no image, load balancer, fleet or old generation: it did not get as far as its targets")
 	}
 	start := aws.ToTime(events[0].Timestamp)
-	aw := func(d time.Duration) float64 { return d.Seconds() / scale }
 	r := RefreshRun{
 		Replicas:          doc.Config.ReplicaCount,
 		TimeScale:         scale,
-		RunSeconds:        aw(aws.ToTime(events[len(events)-1].Timestamp).Sub(start)),
-		Transitions:       Transitions(events),
-		LambdaInvocations: ScheduledTasks(events),
+		RunSeconds:        h.runSeconds,
+		Transitions:       h.transitions,
+		LambdaInvocations: h.lambdaInvocations,
 		OldInstances:      len(doc.Refresh.From.InstanceIDs),
 	}
-	all := spans(events, start)
+	all := h.spans
 	steps := pathSteps{spans: all, record: record, scale: scale, missing: &r.Missing}
 	task, change := steps.task, steps.change
 
@@ -174,10 +171,7 @@ func AnalyzeRefreshRun(events []sfntypes.HistoryEvent, doc pipeline.Document, re
 		terminate,
 		PathStep{Name: "old instances terminated (slowest)", Kind: StepAWS, Seconds: slowest})
 	r.Path = path
-	r.LimitSeconds = stepSeconds(path)
-	if r.LimitSeconds > 0 {
-		r.Ratio = r.RunSeconds / r.LimitSeconds
-	}
+	r.LimitSeconds, r.Ratio = limitOf(path, r.RunSeconds)
 
 	ready := map[string]localcloud.LatencyEvent{
 		pipeline.WaitBaseStopped:    stoppedEv,
