@@ -217,6 +217,27 @@ func medianSlack(runs []LatencyRun, wait string) WaitSlack {
 	return medianOfSlacks(lists, wait)
 }
 
+// slackNamed is the slack of wait in list, unknown when the list has none.
+func slackNamed(list []WaitSlack, wait string) WaitSlack {
+	if i := slices.IndexFunc(list, func(s WaitSlack) bool { return s.Wait == wait }); i >= 0 {
+		return list[i]
+	}
+	return WaitSlack{Wait: wait}
+}
+
+// missingOf is every run's missing steps, each once, in the order first met.
+func missingOf[R any](runs []R, missing func(R) []string) []string {
+	var out []string
+	for _, r := range runs {
+		for _, m := range missing(r) {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
 // medianOfSlacks is the median of the known slacks of wait in lists, one list per
 // run (a bound if any is).
 func medianOfSlacks(lists [][]WaitSlack, wait string) WaitSlack {
@@ -293,25 +314,13 @@ func renderLatency(w func(string, ...any), l *LatencyResults, ganttRef string) {
 		group := runs[i:j]
 		for _, r := range group {
 			row(strconv.Itoa(r.Replicas), strconv.FormatInt(r.Seed, 10), []LatencyRun{r}, func(name string) WaitSlack {
-				for _, s := range r.Slack {
-					if s.Wait == name {
-						return s
-					}
-				}
-				return WaitSlack{Wait: name}
+				return slackNamed(r.Slack, name)
 			})
 		}
 		row(fmt.Sprintf("**%d**", group[0].Replicas), "**median**", group, func(name string) WaitSlack { return medianSlack(group, name) })
 		i = j
 	}
-	var missing []string
-	for _, r := range runs {
-		for _, m := range r.Missing {
-			if !slices.Contains(missing, m) {
-				missing = append(missing, m)
-			}
-		}
-	}
+	missing := missingOf(runs, func(r LatencyRun) []string { return r.Missing })
 	if len(missing) > 0 {
 		w("\nThe gateway's record lacked %d modelled change(s) (counted as 0 s in the limit, their wait's slack n/a), e.g. %s.\n", len(missing), missing[0])
 	}

@@ -337,11 +337,7 @@ func renderRefresh(w func(string, ...any), l *RefreshResults) {
 		for _, r := range g.runs {
 			w("| %d | %d | %.0f | %.0f | %.2f |", r.Replicas, r.Seed, r.LimitSeconds, r.RunSeconds, r.Ratio)
 			for _, name := range refreshWaits {
-				s := WaitSlack{Wait: name}
-				if i := slices.IndexFunc(r.Slack, func(s WaitSlack) bool { return s.Wait == name }); i >= 0 {
-					s = r.Slack[i]
-				}
-				w(" %s |", slackCell(s))
+				w(" %s |", slackCell(slackNamed(r.Slack, name)))
 			}
 			w(" %d | %d | %d |\n", r.Transitions, r.LambdaInvocations, r.OldInstances)
 			lists = append(lists, r.Slack)
@@ -352,14 +348,7 @@ func renderRefresh(w func(string, ...any), l *RefreshResults) {
 		}
 		w(" %.0f | %.0f | |\n", median(pick(g.runs, trans)), median(pick(g.runs, inv)))
 	}
-	var missing []string
-	for _, r := range runs {
-		for _, m := range r.Missing {
-			if !slices.Contains(missing, m) {
-				missing = append(missing, m)
-			}
-		}
-	}
+	missing := missingOf(runs, func(r RefreshRun) []string { return r.Missing })
 	if len(missing) > 0 {
 		w("\nThe record or the history lacked %d step(s) (counted as 0 s in the limit, their wait's slack n/a), e.g. %s.\n", len(missing), missing[0])
 	}
