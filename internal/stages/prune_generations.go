@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
@@ -160,19 +158,13 @@ func (s *Stages) pruneInstances(ctx context.Context, runID, tgARN string, servin
 		}
 	}
 	if len(terminate) > 0 {
-		out, err := s.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: terminate})
-		switch {
-		case ErrorCode(err) == codeInstanceNotFound:
-			Log(ctx).Info("instances already gone", "instanceIds", terminate)
-		case err != nil:
+		after, err := s.terminate(ctx, terminate, "serving", serving)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("terminate instances %v of generations other than %d: %w", terminate, serving, err))
-		default:
-			Log(ctx).Info("terminating instances", "instanceIds", terminate, "serving", serving)
-			for _, ch := range out.TerminatingInstances {
-				id := aws.ToString(ch.InstanceId)
-				if ch.CurrentState != nil && ch.CurrentState.Name != "terminated" && slices.Contains(terminate, id) {
-					remaining = append(remaining, fmt.Sprintf("instance %s (generation %d) %s", id, gens[id], ch.CurrentState.Name))
-				}
+		}
+		for _, id := range terminate {
+			if st, ok := after[id]; ok && st != "terminated" {
+				remaining = append(remaining, fmt.Sprintf("instance %s (generation %d) %s", id, gens[id], st))
 			}
 		}
 	}

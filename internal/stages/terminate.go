@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -86,24 +87,16 @@ func (s *Stages) terminateRun(ctx context.Context, runID, role string) (remainin
 		states[aws.ToString(in.InstanceId)] = stateOf(in)
 	}
 	if len(toTerminate) > 0 {
-		out, err := s.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: toTerminate})
-		switch {
-		case ErrorCode(err) == codeInstanceNotFound:
-			// Gone between the describe and the terminate: nothing to wait for.
-			Log(ctx).Info("instances already gone", "role", role, "instanceIds", toTerminate)
-			for _, id := range toTerminate {
-				delete(states, id)
-			}
-		case err != nil:
+		after, err := s.terminate(ctx, toTerminate, "role", role)
+		if err != nil {
 			return nil, fmt.Errorf("terminate %s instances %v: %w", role, toTerminate, err)
-		default:
-			for _, ch := range out.TerminatingInstances {
-				if ch.CurrentState != nil {
-					states[aws.ToString(ch.InstanceId)] = string(ch.CurrentState.Name)
-				}
-			}
-			Log(ctx).Info("terminating instances", "role", role, "instanceIds", toTerminate)
 		}
+		if after == nil {
+			for _, id := range toTerminate {
+				delete(states, id) // gone: nothing to wait for
+			}
+		}
+		maps.Copy(states, after)
 	}
 	for _, in := range instances {
 		id := aws.ToString(in.InstanceId)
@@ -112,4 +105,26 @@ func (s *Stages) terminateRun(ctx context.Context, runID, role string) (remainin
 		}
 	}
 	return remaining, nil
+}
+
+// terminate terminates ids and answers the states the call reports; nil (and no
+// error) when they were gone between a describe and the terminate
+// (InvalidInstanceID.NotFound): nothing to wait for. attrs go on the log line.
+func (s *Stages) terminate(ctx context.Context, ids []string, attrs ...any) (map[string]string, error) {
+	out, err := s.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
+	switch {
+	case ErrorCode(err) == codeInstanceNotFound:
+		Log(ctx).Info("instances already gone", append(attrs, "instanceIds", ids)...)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	after := map[string]string{}
+	for _, ch := range out.TerminatingInstances {
+		if ch.CurrentState != nil {
+			after[aws.ToString(ch.InstanceId)] = string(ch.CurrentState.Name)
+		}
+	}
+	Log(ctx).Info("terminating instances", append(attrs, "instanceIds", ids)...)
+	return after, nil
 }
