@@ -54,9 +54,11 @@ func (s *Stages) Cleanup(ctx context.Context, doc pipeline.Document) (pipeline.D
 	if doc.Error == nil && len(doc.Errors) > 0 {
 		doc.Error = normaliseErrors(doc.Errors)
 	}
-	// First of all, no refresh may start on a run on its way out.
-	if err := s.endRun(ctx, doc.RunID, false); err != nil {
-		return doc, &pipeline.RetryableError{Stage: pipeline.Cleanup, Err: err}
+	// First of all (on the first poll), no refresh may start on a run on its way out.
+	if doc.Polls.Of(pipeline.WaitCleanupDone) == nil {
+		if err := s.endRun(ctx, doc.RunID, false); err != nil {
+			return doc, &pipeline.RetryableError{Stage: pipeline.Cleanup, Err: err}
+		}
 	}
 
 	undos := []struct {
