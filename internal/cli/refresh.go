@@ -3,20 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/stages"
 )
 
 // Runs reads the runs table: what serves now.
-type Runs interface {
-	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-}
+type Runs = stages.RunReader
 
 // Refresh starts the Refresh state machine for a live run, with input (JSON, may be
 // empty) whose runId, if it has one, must be runID; with wait it follows the
@@ -60,28 +54,15 @@ func (r *Runner) addServing(ctx context.Context, res *Result) {
 	if table == "" {
 		return
 	}
-	out, err := r.Runs.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table),
-		Key: map[string]ddbtypes.AttributeValue{"runId": &ddbtypes.AttributeValueMemberS{Value: res.RunID}}})
-	if err != nil || len(out.Item) == 0 {
+	rec, err := stages.ReadRun(ctx, r.Runs, table, res.RunID)
+	if err != nil || rec == nil || rec.Serving == 0 {
 		return // no record (a torn-down run, or one from before refreshes): what it built is all there is
 	}
-	n, ok := out.Item["serving"].(*ddbtypes.AttributeValueMemberN)
-	if !ok {
-		return
-	}
-	gen, err := strconv.Atoi(n.Value)
-	if err != nil {
-		return
-	}
-	var doc pipeline.Document
-	if d, ok := out.Item["document"].(*ddbtypes.AttributeValueMemberS); ok {
-		_ = json.Unmarshal([]byte(d.Value), &doc) // an unreadable document leaves the image unknown
-	}
-	if res.Generation != 0 && res.Generation != gen {
+	if res.Generation != 0 && res.Generation != rec.Serving {
 		res.BuiltGeneration = res.Generation
 	}
-	res.Generation, res.ImageID = gen, ""
-	if doc.Resources.Image != nil {
-		res.ImageID = doc.Resources.Image.ImageID
+	res.Generation, res.ImageID = rec.Serving, ""
+	if img := rec.Document.Resources.Image; img != nil {
+		res.ImageID = img.ImageID
 	}
 }

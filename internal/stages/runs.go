@@ -70,8 +70,19 @@ func (s *Stages) getRun(ctx context.Context, runID string) (*pipeline.RunRecord,
 	if s.RunsTable == "" {
 		return nil, errNoRunsTable
 	}
-	out, err := s.Runs.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.RunsTable), Key: runKey(runID), ConsistentRead: aws.Bool(true)})
+	return ReadRun(ctx, s.Runs, s.RunsTable, runID)
+}
+
+// RunReader is what reading a run's record needs of DynamoDB.
+type RunReader interface {
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// ReadRun reads a run's record from table, consistently; nil when it has none. The
+// functions and the CLI (what serves now) read it the same way.
+func ReadRun(ctx context.Context, runs RunReader, table, runID string) (*pipeline.RunRecord, error) {
+	out, err := runs.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(table), Key: runKey(runID), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return nil, fmt.Errorf("read the record of run %s: %w", runID, err)
 	}
