@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,13 +21,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/amifleet/amifleet/internal/cli"
 	"github.com/amifleet/amifleet/internal/localcloud"
 	"github.com/amifleet/amifleet/internal/pipeline"
+	"github.com/amifleet/amifleet/internal/stages"
 )
 
 // getLoop GETs a URL ten times a second, each with a 5 s timeout, until end, and at
@@ -181,28 +182,16 @@ func pagesOf(t *testing.T, doc pipeline.Document) []string {
 	return pages
 }
 
-// record is the run's item in the runs table, nil when it has none.
-func record(t *testing.T, runID string) map[string]ddbtypes.AttributeValue {
+// record is the run's record in the runs table, nil when it has none.
+func record(t *testing.T, runID string) *pipeline.RunRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := dynamodb.NewFromConfig(lc.DirectConfig(primary)).GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(stack(t, primary).Outputs["RunsTableName"]), ConsistentRead: aws.Bool(true),
-		Key: map[string]ddbtypes.AttributeValue{"runId": &ddbtypes.AttributeValueMemberS{Value: runID}}})
+	rec, err := stages.ReadRun(ctx, dynamodb.NewFromConfig(lc.DirectConfig(primary)), stack(t, primary).Outputs["RunsTableName"], runID)
 	if err != nil {
-		t.Fatalf("read the record of %s: %v", runID, err)
+		t.Fatal(err)
 	}
-	return out.Item
-}
-
-func attr(item map[string]ddbtypes.AttributeValue, k string) string {
-	switch v := item[k].(type) {
-	case *ddbtypes.AttributeValueMemberS:
-		return v.Value
-	case *ddbtypes.AttributeValueMemberN:
-		return v.Value
-	}
-	return ""
+	return rec
 }
 
 // testRefresh: a live fleet, GETs through its load balancer, and two refreshes
@@ -241,8 +230,8 @@ func testRefresh(t *testing.T) {
 	if won.doc.Gen() != 2 || !won.doc.Refresh.Committed {
 		t.Fatalf("the refresh built generation %d (committed %v), want 2", won.doc.Gen(), won.doc.Refresh.Committed)
 	}
-	if got := attr(record(t, e.runID), "lastGen"); got != "2" {
-		t.Errorf("record lastGen %s after one refresh and one refused, want 2 (the refused one allocated nothing)", got)
+	if got := record(t, e.runID); got == nil || got.LastGen != 2 {
+		t.Errorf("record %+v after one refresh and one refused, want lastGen 2 (the refused one allocated nothing)", got)
 	}
 	gen2 := pagesOf(t, won.doc)
 	time.Sleep(2 * time.Second)
@@ -399,11 +388,14 @@ func testRefreshFaults(t *testing.T, name string, steps []string, afterCommit bo
 		r := startRefresh(t, runID, "refresh-"+runID+"-prune", nil).wait(t)
 		failedPrune = r.arn
 		rec := record(t, runID)
-		serving := attr(rec, "serving")
-		if r.desc.Status != sfntypes.ExecutionStatusFailed || serving != attr(rec, "lastGen") ||
+		if rec == nil {
+			t.Fatalf("after a refresh whose prune failed the run has no record")
+		}
+		serving := strconv.Itoa(rec.Serving)
+		if r.desc.Status != sfntypes.ExecutionStatusFailed || rec.Serving != rec.LastGen ||
 			!strings.Contains(aws.ToString(r.desc.Cause), "generation "+serving+" serves") {
-			t.Errorf("a refresh whose prune failed after its commit: %s %s: %s; record serving %s of %s; want FAILED, the new generation serving, and the cause saying so",
-				r.desc.Status, aws.ToString(r.desc.Error), aws.ToString(r.desc.Cause), serving, attr(rec, "lastGen"))
+			t.Errorf("a refresh whose prune failed after its commit: %s %s: %s; record serving %d of %d; want FAILED, the new generation serving, and the cause saying so",
+				r.desc.Status, aws.ToString(r.desc.Error), aws.ToString(r.desc.Cause), rec.Serving, rec.LastGen)
 		}
 		var newGen []string
 		for _, in := range readRun(t, primary, runID).Instances {
